@@ -1,0 +1,48 @@
+"""Semantic config checks that a schema cannot express; run before any data is touched."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from seg58.models import compatibility_problems
+
+
+class ConfigError(ValueError):
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n  - ".join(["Invalid configuration:", *problems]))
+
+
+def _positive(cfg: DictConfig, *keys: str) -> list[str]:
+    values = {key: OmegaConf.select(cfg, key) for key in keys}
+    return [f"{k}={v} must be > 0" for k, v in values.items() if v is not None and v <= 0]
+
+
+def config_problems(cfg: DictConfig) -> list[str]:
+    """Every problem found, each naming its key; empty when the config can run."""
+    problems = compatibility_problems(cfg.model.arch, cfg.encoder.name, cfg.data.img_size)
+    problems += _positive(cfg, "data.img_size", "trainer.epochs", "trainer.batch_size",
+                          "optim.lr", "trainer.limit_train_batches", "trainer.limit_val_batches")
+    if not 0.0 < cfg.data.val_fraction < 1.0:
+        problems.append(f"data.val_fraction={cfg.data.val_fraction} must be between 0 and 1")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.trainer.device):
+        problems.append(f"trainer.device={cfg.trainer.device!r}; valid: auto, cpu, cuda, cuda:N")
+    for key, lowest in (("num_workers", 0), ("threads", 1)):
+        value = cfg.trainer[key]
+        if value != "auto" and not (isinstance(value, int) and value >= lowest):
+            problems.append(f"trainer.{key}={value!r}; valid: auto or an integer >= {lowest}")
+    if cfg.data.synthetic is None and not Path(cfg.data.root).expanduser().is_dir():
+        problems.append(
+            f"data.root={cfg.data.root!r}: folder not found (data={cfg.data.name}); "
+            f"point data.root at an ARTeFACT-format folder or use data=synthetic"
+        )
+    return problems
+
+
+def check_config(cfg: DictConfig) -> None:
+    problems = config_problems(cfg)
+    if problems:
+        raise ConfigError(problems)

@@ -1,0 +1,98 @@
+"""Structured-config schema: types and known keys for every group, so a typo or a wrong type in
+an override fails at composition with the key named, before anything runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class SyntheticConf:
+    n_images: int = 100
+    size: int = 160  # nominal side of generated images (each varies 0.8-1.25x)
+    seed: int = 0
+
+
+@dataclass
+class DataConf:
+    name: str = MISSING
+    root: str = MISSING  # dataset folder; for synthetic data, the cache folder it is written to
+    img_size: int = 128
+    val_fraction: float = 0.2
+    split_seed: int = 0
+    preload: bool = True  # decode once into RAM as uint8
+    preload_max_side: Optional[int] = None  # downsize huge scans at load time
+    synthetic: Optional[SyntheticConf] = None
+    num_classes: int = 16
+    ignore_index: int = 255
+
+
+@dataclass
+class ModelConf:
+    arch: str = MISSING  # SMP architecture name
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EncoderConf:
+    name: str = MISSING  # SMP encoder name; "tu-*" = any timm model
+    weights: Optional[str] = None  # None offline; "imagenet", True (timm) or a local .pth file
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConf:
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    optimizer: Any = MISSING  # _partial_ optimizer factory
+    scheduler: Any = None  # _partial_ scheduler factory, called with total_steps
+
+
+@dataclass
+class TrainerConf:
+    epochs: int = 10
+    batch_size: int = 8
+    amp: bool = True  # fp16+GradScaler on CUDA, bf16 autocast on CPU
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    num_workers: Any = "auto"  # int, or auto: CPUs-1 on GPU, 0 on CPU
+    threads: Any = "auto"  # torch CPU threads; auto: CPUs granted / concurrent local jobs
+    limit_train_batches: Optional[int] = None
+    limit_val_batches: Optional[int] = None
+    checkpoint: bool = True
+    progress: Optional[bool] = None  # None: a bar on a terminal, one line per epoch in logs
+
+
+@dataclass
+class TrackingConf:
+    enabled: bool = True
+    uri: Optional[str] = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the cwd
+    experiment_name: str = "default"
+    run_name: Optional[str] = None  # None: <model>-<encoder>
+    log_checkpoint: bool = True
+
+
+@dataclass
+class PathsConf:
+    data_dir: str = "data"
+    cache_dir: str = "data/cache"
+
+
+@dataclass
+class Seg58Conf:
+    data: DataConf = MISSING
+    model: ModelConf = MISSING
+    encoder: EncoderConf = MISSING
+    optim: OptimConf = MISSING
+    loss: Any = MISSING
+    trainer: TrainerConf = field(default_factory=TrainerConf)
+    tracking: TrackingConf = field(default_factory=TrackingConf)
+    paths: PathsConf = field(default_factory=PathsConf)
+    seed: int = 58
+
+
+def register() -> None:
+    ConfigStore.instance().store(name="seg58_schema", node=Seg58Conf)

@@ -1,0 +1,32 @@
+"""Seeded train/val splits; stratified by material when metadata says what each image is."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+from seg58.data.folder import DataError, Sample
+
+
+def random_split(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """80/20-style split; per-material stratification keeps rare materials on both sides."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+    if len(samples) < 2:
+        raise DataError([f"need at least 2 images to split into train/val, found {len(samples)}"])
+    groups: dict[str, list[Sample]] = defaultdict(list)
+    for s in sorted(samples, key=lambda s: s.id):
+        groups[s.material].append(s)
+    rng = random.Random(seed)
+    # Stratify: rank each image by its (shuffled) position within its material group, so taking
+    # the first n_val of the whole ranking takes ~val_fraction of every material.
+    ranked = []
+    for key in sorted(groups):
+        members = groups[key]
+        rng.shuffle(members)
+        ranked += [((i + rng.random()) / len(members), s) for i, s in enumerate(members)]
+    ranked.sort(key=lambda t: t[0])
+    n_val = min(len(samples) - 1, max(1, round(len(samples) * val_fraction)))
+    val = [s for _, s in ranked[:n_val]]
+    train = [s for _, s in ranked[n_val:]]
+    return sorted(train, key=lambda s: s.id), sorted(val, key=lambda s: s.id)

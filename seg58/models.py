@@ -1,0 +1,78 @@
+"""SMP model factory plus the compatibility rules SMP only reports deep inside a constructor."""
+
+from __future__ import annotations
+
+import segmentation_models_pytorch as smp
+import torch
+
+# Architectures that need an encoder with dilated convolutions (output_stride < 32), and the
+# factor every input side must be divisible by.
+NEEDS_DILATION = {"deeplabv3", "deeplabv3plus"}
+# timm families known to lack dilation support (SMP raises a TypeError on output_stride).
+NO_DILATION_PREFIXES = ("tu-swin", "tu-maxvit", "tu-coatnet", "tu-test_maxvit", "tu-test_coatnet")
+
+
+def input_stride(arch: str) -> int:
+    """Input sides must be multiples of this (DeepLabV3(+) downsample by 16, the others by 32)."""
+    return 16 if arch.lower() in NEEDS_DILATION else 32
+
+
+def compatibility_problems(arch: str, encoder: str, img_size: int) -> list[str]:
+    problems = []
+    if arch.lower() not in smp.MODEL_ARCHITECTURES_MAPPING:
+        problems.append(
+            f"model.arch={arch!r} is not an SMP architecture; valid: "
+            f"{sorted(smp.MODEL_ARCHITECTURES_MAPPING)}"
+        )
+    if arch.lower() in NEEDS_DILATION and encoder.startswith(NO_DILATION_PREFIXES):
+        problems.append(
+            f"encoder {encoder!r} cannot be used with model {arch!r}: {arch} needs a dilated "
+            f"encoder (resnet*, convnext*, efficientnet*); use model=unet, fpn or unetplusplus"
+        )
+    stride = input_stride(arch)
+    if img_size % stride:
+        problems.append(
+            f"data.img_size={img_size} is not divisible by {stride}, the input stride of {arch}; "
+            f"try {max(stride, round(img_size / stride) * stride)}"
+        )
+    return problems
+
+
+def build_model(
+    arch: str,
+    encoder: str,
+    num_classes: int,
+    weights: str | bool | None = None,
+    in_channels: int = 3,
+    encoder_kwargs: dict | None = None,
+    model_kwargs: dict | None = None,
+) -> torch.nn.Module:
+    """SMP model; `weights` may be an SMP weights name, True (timm default), or a local file."""
+    local_file = isinstance(weights, str) and weights.endswith((".pt", ".pth", ".safetensors"))
+    model = smp.create_model(
+        arch,
+        encoder_name=encoder,
+        encoder_weights=None if local_file else (weights or None),
+        in_channels=in_channels,
+        classes=num_classes,
+        **(model_kwargs or {}),
+        **(encoder_kwargs or {}),
+    )
+    if local_file:
+        load_encoder_weights(model, weights)
+    return model
+
+
+def load_encoder_weights(model: torch.nn.Module, path: str) -> None:
+    """Offline clusters: encoder weights from a file (state dict of the encoder or a timm model)."""
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        state = load_file(path)
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    target = model.encoder.model if hasattr(model.encoder, "model") else model.encoder
+    missing, unexpected = target.load_state_dict(state, strict=False)
+    loaded = len(state) - len(unexpected)
+    if loaded == 0:
+        raise ValueError(f"no tensor in {path} matches encoder {type(target).__name__}")

@@ -1,0 +1,106 @@
+"""One training run from a composed config: validate, build data/model/trainer, fit.
+
+The only module that reads the config tree; Hydra-specific context (output folder, group
+choices) comes in as plain values from the entry point.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from seg58.checks import ConfigError, check_config
+from seg58.data.build import build_splits
+from seg58.models import build_model
+from seg58.runtime import available_cpus, resolve_device, resolve_threads, resolve_workers, seed_everything
+from seg58.trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+
+def _seed_worker(worker_id: int) -> None:
+    np.random.seed(torch.initial_seed() % 2**32)
+
+
+def make_loaders(splits, batch_size: int, workers: int, device: torch.device, seed: int):
+    if len(splits.train) < batch_size:
+        raise ConfigError([f"trainer.batch_size={batch_size} is larger than the training split "
+                           f"({len(splits.train)} images in {splits.root})"])
+    common = dict(num_workers=workers, pin_memory=device.type == "cuda",
+                  persistent_workers=workers > 0, worker_init_fn=_seed_worker)
+    train = DataLoader(splits.train, batch_size=batch_size, shuffle=True, drop_last=True,
+                       generator=torch.Generator().manual_seed(seed), **common)
+    val = DataLoader(splits.val, batch_size=batch_size, shuffle=False, **common)
+    return train, val
+
+
+def build_trainer(cfg: DictConfig, device: torch.device, run_dir: Path | None, callbacks=()) -> Trainer:
+    model = build_model(
+        cfg.model.arch, cfg.encoder.name, cfg.data.num_classes, weights=cfg.encoder.weights,
+        encoder_kwargs=OmegaConf.to_container(cfg.encoder.kwargs, resolve=True),
+        model_kwargs=OmegaConf.to_container(cfg.model.kwargs, resolve=True),
+    )
+    return Trainer(
+        model,
+        instantiate(cfg.loss),
+        instantiate(cfg.optim.optimizer),
+        instantiate(cfg.optim.scheduler) if cfg.optim.scheduler else None,
+        device=device,
+        epochs=cfg.trainer.epochs,
+        amp=cfg.trainer.amp,
+        num_classes=cfg.data.num_classes,
+        ignore_index=cfg.data.ignore_index,
+        checkpoint_dir=run_dir / "checkpoints" if (run_dir and cfg.trainer.checkpoint) else None,
+        callbacks=callbacks,
+        limit_train_batches=cfg.trainer.limit_train_batches,
+        limit_val_batches=cfg.trainer.limit_val_batches,
+        progress=cfg.trainer.progress,
+    )
+
+
+def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """Validate everything cheap first, then the data, and only then open a tracking run."""
+    check_config(cfg)
+    threads = resolve_threads(cfg.trainer.threads)
+    torch.set_num_threads(threads)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.trainer.device)
+    workers = resolve_workers(cfg.trainer.num_workers, device)
+    log.info("device=%s amp=%s threads=%d workers=%d (cpus available: %d)",
+             device, cfg.trainer.amp, threads, workers, available_cpus())
+
+    d = cfg.data
+    splits = build_splits(
+        d.root, d.img_size, d.val_fraction, d.split_seed, d.preload, d.preload_max_side,
+        OmegaConf.to_container(d.synthetic) if d.synthetic else None,
+        io_threads=max(1, threads),
+    )
+    train_loader, val_loader = make_loaders(splits, cfg.trainer.batch_size, workers, device, cfg.seed)
+
+    callbacks = []
+    if cfg.tracking.enabled:
+        from seg58.tracking import MlflowCallback
+
+        callbacks.append(MlflowCallback(
+            cfg.tracking.uri,
+            cfg.tracking.experiment_name,
+            cfg.tracking.run_name or f"{cfg.model.arch}-{cfg.encoder.name}".lower(),
+            params=OmegaConf.to_container(cfg, resolve=True),
+            tags=tags,
+            artifact_dirs={".hydra": run_dir / ".hydra"} if run_dir else None,
+            log_checkpoint=cfg.tracking.log_checkpoint,
+        ))
+    trainer = build_trainer(cfg, device, run_dir, callbacks)
+    try:
+        return trainer.fit(train_loader, val_loader)
+    except BaseException as e:
+        for cb in callbacks:
+            cb.on_failure(e)
+        raise

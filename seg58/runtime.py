@@ -1,0 +1,74 @@
+"""Where and how a run executes: device, CPU threads, loader workers, seeds, memory peaks."""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+
+import numpy as np
+import torch
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"trainer.device={device} but CUDA is not available; use trainer.device=auto or cpu")
+    return torch.device(device)
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: SLURM's grant and the affinity mask, not the node's total."""
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK")
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        affinity = os.cpu_count() or 1
+    return min(int(slurm), affinity) if slurm else affinity
+
+
+def resolve_threads(threads: int | str) -> int:
+    """auto: the CPUs granted, shared evenly by the local jobs the sweeper started side by side."""
+    if threads != "auto":
+        return int(threads)
+    jobs = int(os.environ.get("SEG58_CONCURRENT_JOBS", "1"))
+    return max(1, available_cpus() // max(1, jobs))
+
+
+def resolve_workers(workers: int | str, device: torch.device) -> int:
+    """auto: on GPU, all CPUs but one feed the loader; on CPU the model needs the cores."""
+    if workers != "auto":
+        return int(workers)
+    return min(8, max(0, available_cpus() - 1)) if device.type == "cuda" else 0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        try:  # Linux >= 4.0: "5" resets the VmHWM peak-RSS watermark of this process
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak since the last reset: max_memory_allocated on GPU, the process peak RSS on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

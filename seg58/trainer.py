@@ -1,0 +1,214 @@
+"""The training loop: plain PyTorch, no Hydra or MLflow (those hook in through callbacks)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from seg58.classes import CLASS_NAMES, metric_key
+from seg58.metrics import ConfusionMatrix
+from seg58.runtime import peak_memory_mb, reset_peak_memory
+
+log = logging.getLogger(__name__)
+
+
+class Callback(Protocol):
+    def on_fit_start(self, trainer: Trainer) -> None: ...
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None: ...
+    def on_fit_end(self, trainer: Trainer, summary: dict[str, Any]) -> None: ...
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """A crash mid-write leaves the previous checkpoint intact, never a truncated one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """AMP training with AdamW-style optimizers and a per-batch LR schedule (OneCycle).
+
+    fp16 + GradScaler on CUDA, bf16 autocast on CPU. Loss and metrics accumulate on the
+    device so the hot loop never waits for the GPU; they are read once per epoch.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: nn.Module,
+        optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None,
+        *,
+        device: torch.device,
+        epochs: int,
+        amp: bool = True,
+        num_classes: int = len(CLASS_NAMES),
+        class_names: Sequence[str] = CLASS_NAMES,
+        ignore_index: int = 255,
+        checkpoint_dir: str | Path | None = None,
+        callbacks: Sequence[Callback] = (),
+        limit_train_batches: int | None = None,
+        limit_val_batches: int | None = None,
+        progress: bool | None = None,
+    ):
+        self.device = device
+        self.model = model.to(device)
+        self.loss_fn = loss_fn.to(device)
+        self.optimizer = optimizer(self.model.parameters())
+        self._scheduler_factory = scheduler
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        self.epochs = epochs
+        self.amp = amp
+        self.amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
+        self.num_classes = num_classes
+        self.class_names = class_names
+        self.ignore_index = ignore_index
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.callbacks = list(callbacks)
+        self.limit_train_batches = limit_train_batches
+        self.limit_val_batches = limit_val_batches
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.history: list[dict[str, float]] = []
+        self.best: dict[str, float] = {"val/miou": -math.inf, "epoch": -1}
+
+    # -- public -------------------------------------------------------------------------
+    def fit(self, train_loader: DataLoader, val_loader: DataLoader) -> dict[str, Any]:
+        steps = self._n_batches(train_loader, self.limit_train_batches)
+        if self._scheduler_factory is not None:
+            self.scheduler = self._scheduler_factory(self.optimizer, total_steps=self.epochs * steps)
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+        for epoch in range(self.epochs):
+            metrics = {**self.train_epoch(train_loader, epoch), **self.validate(val_loader)}
+            self.history.append(metrics)
+            improved = metrics["val/miou"] > self.best["val/miou"]
+            if improved:
+                self.best = {"val/miou": metrics["val/miou"], "epoch": epoch}
+            self._checkpoint(epoch, improved)
+            log.info(self._epoch_line(epoch, metrics))
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, epoch, metrics)
+        summary = {"best_val_miou": self.best["val/miou"], "best_epoch": self.best["epoch"],
+                   "epochs": self.epochs, "last": self.history[-1] if self.history else {}}
+        for cb in self.callbacks:
+            cb.on_fit_end(self, summary)
+        return summary
+
+    def train_epoch(self, loader: DataLoader, epoch: int) -> dict[str, float]:
+        self.model.train()
+        reset_peak_memory(self.device)
+        n_batches = self._n_batches(loader, self.limit_train_batches)
+        loss_sum = torch.zeros((), device=self.device)
+        n_imgs, data_wait = 0, 0.0
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{self.epochs}", leave=False,
+                   disable=not self.progress)
+        start = time.perf_counter()
+        it = iter(loader)
+        for _ in range(n_batches):
+            t0 = time.perf_counter()
+            images, masks = next(it)
+            data_wait += time.perf_counter() - t0
+            images = images.to(self.device, non_blocking=True)
+            masks = masks.to(self.device, non_blocking=True)
+            loss = self._step(images, masks)
+            loss_sum += loss.detach()
+            n_imgs += images.shape[0]
+            bar.update()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        elapsed = time.perf_counter() - start
+        bar.close()
+        return {
+            "train/loss": float(loss_sum) / max(1, n_batches),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "perf/train_imgs_per_s": n_imgs / elapsed,
+            "perf/step_imgs_per_s": n_imgs / max(1e-9, elapsed - data_wait),
+            "perf/data_wait_frac": data_wait / elapsed,
+            "perf/epoch_time_s": elapsed,
+            "perf/peak_mem_mb": peak_memory_mb(self.device),
+        }
+
+    @torch.no_grad()
+    def validate(self, loader: DataLoader) -> dict[str, float]:
+        self.model.eval()
+        cm = ConfusionMatrix(self.num_classes, self.ignore_index, self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        n_batches = self._n_batches(loader, self.limit_val_batches)
+        start = time.perf_counter()
+        for i, (images, masks) in enumerate(loader):
+            if i >= n_batches:
+                break
+            images = images.to(self.device, non_blocking=True)
+            masks = masks.to(self.device, non_blocking=True)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+                logits = self.model(images)
+            loss_sum += self.loss_fn(logits.float(), masks)
+            cm.update(logits.argmax(1), masks)
+        result = cm.compute()
+        metrics = {
+            "val/loss": float(loss_sum) / max(1, n_batches),
+            "val/miou": result["miou"],
+            "val/pixel_acc": result["pixel_acc"],
+            "perf/val_time_s": time.perf_counter() - start,
+        }
+        for name, iou in zip(self.class_names, result["iou"]):
+            if not math.isnan(iou):  # absent from the val ground truth: undefined, not 0
+                metrics[f"val/iou/{metric_key(name)}"] = iou
+        return metrics
+
+    def state_dict(self, epoch: int) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "scaler": self.scaler.state_dict(),
+            "epoch": epoch,
+            "best": self.best,
+            "history": self.history,
+        }
+
+    # -- internals ----------------------------------------------------------------------
+    def _step(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+            logits = self.model(images)
+        loss = self.loss_fn(logits.float(), masks)  # losses in fp32: Dice sums overflow fp16
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return loss
+
+    def _checkpoint(self, epoch: int, improved: bool) -> None:
+        if self.checkpoint_dir is None:
+            return
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        save_atomic(self.state_dict(epoch), self.checkpoint_dir / "last.pt")  # full: resumable
+        if improved:  # weights only: what evaluate/predict need, a third of the size
+            save_atomic({"model": self.model.state_dict(), "epoch": epoch, "best": self.best},
+                        self.checkpoint_dir / "best.pt")
+
+    @staticmethod
+    def _n_batches(loader: DataLoader, limit: int | None) -> int:
+        return min(len(loader), limit) if limit else len(loader)
+
+    def _epoch_line(self, epoch: int, m: dict[str, float]) -> str:
+        return (
+            f"epoch {epoch + 1}/{self.epochs} train_loss={m['train/loss']:.4f} "
+            f"val_loss={m['val/loss']:.4f} val_mIoU={m['val/miou']:.4f} "
+            f"{m['perf/train_imgs_per_s']:.1f} img/s {m['perf/epoch_time_s']:.1f}s "
+            f"peak={m['perf/peak_mem_mb']:.0f}MB"
+        )

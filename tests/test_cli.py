@@ -1,0 +1,96 @@
+"""End to end through the real command line, a real SQLite MLflow store and real SMP models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import mlflow_runs
+from mlflow.tracking import MlflowClient
+
+SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
+
+
+def test_single_run_logs_params_metrics_tags_and_artifacts(cli, tmp_path):
+    res = cli(*SMOKE, "trainer.epochs=3", "optim.lr=3e-3")
+    assert res.returncode == 0, res.stderr[-3000:]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    runs = mlflow_runs(uri, "smoke")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    p = run.data.params
+    assert p["model.arch"] == "Unet" and p["encoder.name"] == "tu-test_resnet"
+    assert p["optim.lr"] == "0.003" and p["optim.scheduler.max_lr"] == "0.003"
+    assert p["trainer.epochs"] == "3" and p["data.img_size"] == "64"
+    t = run.data.tags
+    assert (t["model"], t["encoder"], t["data"], t["experiment"]) == ("unet", "tiny", "synthetic", "smoke")
+    assert "optim.lr=3e-3" in t["overrides"]
+    client = MlflowClient(uri)
+    for key in ("train/loss", "val/loss", "val/miou", "val/pixel_acc", "lr", "val/iou/clean",
+                "perf/train_imgs_per_s", "perf/step_imgs_per_s", "perf/epoch_time_s",
+                "perf/peak_mem_mb"):
+        history = client.get_metric_history(run.info.run_id, key)
+        assert sorted(m.step for m in history) == [0, 1, 2], key
+    assert "best/val_miou" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {".hydra", "checkpoints"} <= artifacts
+    hydra_files = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, ".hydra")}
+    assert {"config.yaml", "overrides.yaml", "hydra.yaml"} <= hydra_files
+    # the run's output folder holds the checkpoints, and nothing generated leaks into the cwd
+    outputs = list((tmp_path / "outputs").glob("*/*/checkpoints/last.pt"))
+    assert len(outputs) == 1
+    assert "epoch 3/3" in res.stderr + res.stdout
+
+
+def test_sweep_over_two_encoders_gives_two_runs(cli, tmp_path):
+    res = cli("-m", *SMOKE, "encoder.name=tu-test_resnet,tu-test_convnext")
+    assert res.returncode == 0, res.stderr[-3000:]
+    runs = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke")
+    assert sorted(r.data.params["encoder.name"] for r in runs) == ["tu-test_convnext", "tu-test_resnet"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert len(list((tmp_path / "multirun").glob("*/*/[01]/.hydra/config.yaml"))) == 2
+
+
+def test_parallel_local_sweep_on_a_new_store_does_not_race(cli, tmp_path):
+    """3 jobs start together on a fresh SQLite file: the case that crashed MLflow's migration."""
+    res = cli("-m", "launcher=local_parallel", *SMOKE, "seed=1,2,3", timeout=400)
+    assert res.returncode == 0, res.stderr[-3000:]
+    runs = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke")
+    assert sorted(r.data.params["seed"] for r in runs) == ["1", "2", "3"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    # each job got its share of the 2 cores, not all of them
+    logs = [p.read_text() for p in (tmp_path / "multirun").glob("*/*/[012]/seg58.log")]
+    assert len(logs) == 3 and all("threads=1 " in log for log in logs)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["encoder=resnet5"], ["Could not find 'encoder/resnet5'", "convnext_tiny", "resnet50"]),
+        (["model=deeplabv3plus", "encoder=swin"], ["tu-swin", "DeepLabV3Plus", "dilated"]),
+        (["data=artefact", "paths.data_dir=/nonexistent/place"], ["/nonexistent/place/artefact", "data.root"]),
+        (["data.img_size=100"], ["data.img_size=100", "divisible by 32"]),
+        (["trainer.epoch=3"], ["trainer.epoch"]),
+    ],
+    ids=["unknown-encoder", "incompatible", "missing-data", "indivisible", "typo"],
+)
+@pytest.mark.parametrize("mode", [[], ["-m"]], ids=["run", "multirun"])
+def test_bad_config_fails_early_with_a_clear_message(cli, tmp_path, args, expected, mode):
+    res = cli(*mode, *args, "tracking.experiment_name=errors")
+    assert res.returncode != 0
+    out = res.stderr + res.stdout
+    for text in expected:
+        assert text in out, out[-2000:]
+    assert "Traceback" not in out  # a user error, reported as such, not as a crash
+    # nothing was trained or tracked
+    assert mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "errors") == []
+    assert not list(tmp_path.rglob("last.pt"))
+
+
+def test_one_bad_cell_stops_the_sweep_before_any_job(cli, tmp_path):
+    res = cli("-m", *SMOKE, "model=unet,deeplabv3plus", "encoder=swin")
+    assert res.returncode != 0
+    assert "model=deeplabv3plus encoder=swin]" in res.stderr
+    assert "[model=unet" not in res.stderr  # the good cell is not reported
+    assert not list(tmp_path.rglob("last.pt"))

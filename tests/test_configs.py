@@ -1,0 +1,137 @@
+"""Every option of every config group composes, and every model x encoder pair either builds and
+runs on a 64x64 input or is rejected by our checks *and* really fails in SMP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from seg58.checks import config_problems
+from seg58.cli import config_dir
+from seg58.config import register
+from seg58.models import build_model
+
+CONF = Path(config_dir())
+register()
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def make(*overrides: str, hydra: bool = False):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra)
+
+
+def test_groups_have_the_required_options():
+    assert {"unet", "deeplabv3plus", "fpn", "unetplusplus"} <= set(options("model"))
+    assert {"resnet50", "convnext_tiny", "swin", "maxvit", "tiny"} <= set(options("encoder"))
+    assert {"artefact", "synthetic"} <= set(options("data"))
+    assert {"dice", "focal", "dice_ce", "dice_focal"} <= set(options("loss"))
+    assert {"poc58", "poc58_unet_convnext", "smoke"} <= set(options("experiment"))
+
+
+@pytest.mark.parametrize("model", options("model"))
+@pytest.mark.parametrize("encoder", options("encoder"))
+def test_model_encoder_pairs_build_or_are_rejected(model, encoder):
+    cfg = make(f"model={model}", f"encoder={encoder}", "data.img_size=64")
+    problems = config_problems(cfg)
+    kwargs = OmegaConf.to_container(cfg.encoder.kwargs, resolve=True)
+    if problems:
+        assert len(problems) == 1 and "needs a dilated encoder" in problems[0]
+        with pytest.raises(TypeError, match="output_stride"):  # the rule matches SMP's reality
+            build_model(cfg.model.arch, cfg.encoder.name, 16, encoder_kwargs=kwargs)
+        return
+    net = build_model(cfg.model.arch, cfg.encoder.name, 16, encoder_kwargs=kwargs).eval()
+    with torch.no_grad():
+        assert net(torch.randn(1, 3, 64, 64)).shape == (1, 16, 64, 64)
+
+
+@pytest.mark.parametrize("loss", options("loss"))
+def test_losses_instantiate_respect_ignore_and_backprop(loss):
+    fn = instantiate(make(f"loss={loss}").loss)
+    logits = torch.randn(2, 16, 8, 8, requires_grad=True)
+    target = torch.randint(0, 16, (2, 8, 8))
+    target[:, :4] = 255
+    value = fn(logits, target)
+    value.backward()
+    assert torch.isfinite(value) and value > 0
+    assert logits.grad[:, :, :4].abs().sum() == 0  # ignored pixels get no gradient
+    assert logits.grad[:, :, 4:].abs().sum() > 0
+
+
+@pytest.mark.parametrize("optim", options("optim"))
+def test_optim_builds_adamw_and_onecycle(optim):
+    cfg = make(f"optim={optim}", "optim.lr=3e-4")
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    opt = instantiate(cfg.optim.optimizer)(params)
+    sched = instantiate(cfg.optim.scheduler)(opt, total_steps=10)
+    assert type(opt).__name__ == "AdamW" and opt.defaults["weight_decay"] == 0.01
+    assert type(sched).__name__ == "OneCycleLR" and sched.total_steps == 10
+    assert max(g["max_lr"] for g in opt.param_groups) == pytest.approx(3e-4)
+
+
+@pytest.mark.parametrize("data", options("data"))
+def test_data_options_compose(data, tmp_path):
+    cfg = make(f"data={data}", f"paths.data_dir={tmp_path}", f"paths.cache_dir={tmp_path}")
+    assert cfg.data.img_size % 32 == 0
+    problems = config_problems(cfg)
+    if data == "synthetic":
+        assert problems == []
+    else:  # real data: the folder is checked before anything runs, and named
+        assert problems and str(tmp_path) in problems[0] and "data.root" in problems[0]
+
+
+@pytest.mark.parametrize("launcher", options("launcher"))
+def test_launchers_compose(launcher):
+    cfg = make(f"launcher={launcher}", hydra=True)
+    target = cfg.hydra.launcher._target_
+    assert ("submitit" in target) == (launcher == "local_parallel")
+
+
+def test_poc58_is_the_seed_recipe():
+    cfg = make("experiment=poc58")
+    assert cfg.model.arch == "DeepLabV3Plus" and cfg.encoder.name == "resnet50"
+    assert (cfg.data.name, cfg.data.img_size) == ("artefact", 384)
+    assert (cfg.trainer.batch_size, cfg.trainer.epochs, cfg.trainer.amp) == (64, 50, True)
+    assert cfg.optim.lr == 1e-3 and cfg.optim.scheduler.pct_start == 0.3
+    assert cfg.loss._target_.endswith("DiceLoss") and cfg.tracking.experiment_name == "poc58"
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_experiments_compose(experiment):
+    cfg = make(f"experiment={experiment}")
+    problems = config_problems(cfg)
+    assert all("data.root" in p for p in problems)  # only the (absent) real dataset
+
+
+def test_typo_in_key_fails_naming_the_key():
+    with pytest.raises(ConfigCompositionException) as err:
+        make("trainer.epoch=5")
+    assert "epoch" in str(err.value.__cause__ or err.value)
+
+
+def test_wrong_type_fails_naming_the_key():
+    with pytest.raises(ConfigCompositionException) as err:
+        make("trainer.batch_size=lots")
+    assert "batch_size" in str(err.value.__cause__ or err.value)
+
+
+def test_unknown_option_lists_valid_choices():
+    with pytest.raises(MissingConfigException) as err:
+        make("encoder=resnet5")
+    assert "resnet50" in str(err.value) and "convnext_tiny" in str(err.value)
+
+
+def test_incompatible_and_indivisible_are_reported_together():
+    cfg = make("model=deeplabv3plus", "encoder=swin", "data.img_size=100")
+    problems = config_problems(cfg)
+    assert any("swin" in p and "DeepLabV3Plus" in p for p in problems)
+    assert any("data.img_size=100" in p and "16" in p for p in problems)

@@ -1,0 +1,31 @@
+import math
+
+import torch
+
+from seg58.metrics import ConfusionMatrix
+
+
+def test_iou_per_class_and_mean_exclude_absent_classes():
+    cm = ConfusionMatrix(num_classes=4, ignore_index=255)
+    target = torch.tensor([[0, 0, 1, 1], [1, 255, 255, 0]])
+    pred = torch.tensor([[0, 1, 1, 1], [3, 2, 0, 0]])
+    cm.update(pred, target)
+    out = cm.compute()
+    # truth 0 at (0,0),(0,1),(1,3); pred there 0,1,0 -> tp=2, fn=1; pred 0 elsewhere: none -> IoU 2/3
+    assert math.isclose(out["iou"][0], 2 / 3)
+    # truth 1 at (0,2),(0,3),(1,0); pred 1,1,3 -> tp=2, fn=1; fp for 1 at (0,1) -> IoU 2/4
+    assert math.isclose(out["iou"][1], 0.5)
+    # class 2 never in the truth (its only prediction is on an ignored pixel) -> undefined
+    assert math.isnan(out["iou"][2])
+    # class 3 absent from the truth but predicted once -> also undefined, excluded from mIoU
+    assert math.isnan(out["iou"][3])
+    assert math.isclose(out["miou"], (2 / 3 + 0.5) / 2)
+    assert math.isclose(out["pixel_acc"], 4 / 6)  # ignored pixels are not counted
+
+
+def test_accumulates_over_updates():
+    cm = ConfusionMatrix(num_classes=2)
+    cm.update(torch.tensor([0, 1]), torch.tensor([0, 1]))
+    cm.update(torch.tensor([1, 1]), torch.tensor([0, 1]))
+    assert cm.matrix.tolist() == [[1, 1], [0, 2]]
+    assert math.isclose(cm.compute()["miou"], (0.5 + 2 / 3) / 2)
