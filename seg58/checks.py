@@ -34,6 +34,9 @@ def config_problems(cfg: DictConfig) -> list[str]:
         value = cfg.trainer[key]
         if value != "auto" and not (isinstance(value, int) and value >= lowest):
             problems.append(f"trainer.{key}={value!r}; valid: auto or an integer >= {lowest}")
+    resume = cfg.trainer.resume
+    if resume not in ("auto", "never") and not Path(resume).is_file():
+        problems.append(f"trainer.resume={resume!r}: no such checkpoint; valid: auto, never or a last.pt path")
     if cfg.data.synthetic is None and not Path(cfg.data.root).expanduser().is_dir():
         problems.append(
             f"data.root={cfg.data.root!r}: folder not found (data={cfg.data.name}); "

@@ -65,6 +65,16 @@ def build_trainer(cfg: DictConfig, device: torch.device, run_dir: Path | None, c
     )
 
 
+def resume_checkpoint(resume: str, run_dir: Path | None) -> Path | None:
+    """auto: the run folder's own last.pt (a requeued or restarted job); never; or a path."""
+    if resume == "never":
+        return None
+    if resume == "auto":
+        last = run_dir / "checkpoints" / "last.pt" if run_dir else None
+        return last if last is not None and last.is_file() else None
+    return Path(resume)
+
+
 def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | None = None) -> dict[str, Any]:
     """Validate everything cheap first, then the data, and only then open a tracking run."""
     check_config(cfg)
@@ -96,11 +106,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
             tags=tags,
             artifact_dirs={".hydra": run_dir / ".hydra"} if run_dir else None,
             log_checkpoint=cfg.tracking.log_checkpoint,
+            run_id_file=run_dir / "mlflow_run_id" if run_dir else None,
         ))
     trainer = build_trainer(cfg, device, run_dir, callbacks)
-    try:
-        return trainer.fit(train_loader, val_loader)
-    except BaseException as e:
-        for cb in callbacks:
-            cb.on_failure(e)
-        raise
+    return trainer.fit(train_loader, val_loader, resume_checkpoint(cfg.trainer.resume, run_dir))

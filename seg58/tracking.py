@@ -112,6 +112,7 @@ class MlflowCallback:
         tags: dict[str, str] | None = None,
         artifact_dirs: dict[str, Path] | None = None,
         log_checkpoint: bool = True,
+        run_id_file: Path | None = None,
     ):
         self.uri = resolve_uri(uri)
         self.experiment_name = experiment_name
@@ -120,6 +121,7 @@ class MlflowCallback:
         self.tags = tags or {}
         self.artifact_dirs = artifact_dirs or {}
         self.log_checkpoint = log_checkpoint
+        self.run_id_file = Path(run_id_file) if run_id_file else None
         self.client: Any = None
         self.run_id: str | None = None
 
@@ -128,11 +130,36 @@ class MlflowCallback:
 
         ensure_store(self.uri)
         self.client = MlflowClient(self.uri)
+        self.run_id = self._previous_run()
+        if self.run_id is not None:  # a restarted job (requeue, preemption, kill): same run
+            self.client.update_run(self.run_id, status="RUNNING")
+            log.info("MLflow: resuming run %s", self.run_id)
+        else:
+            self._start_run()
+        self._log_missing_epochs(trainer.history)
+
+    def _previous_run(self) -> str | None:
+        if self.run_id_file is None or not self.run_id_file.is_file():
+            return None
+        run_id = self.run_id_file.read_text().strip()
+        try:
+            self.client.get_run(run_id)
+        except Exception:
+            log.warning("MLflow run %s named in %s is not in %s; starting a new run",
+                        run_id, self.run_id_file, self.uri)
+            return None
+        return run_id
+
+    def _start_run(self) -> None:
+        from mlflow.entities import Param
+
         exp = experiment_id(self.client, self.experiment_name, self.uri)
         run = self.client.create_run(exp, run_name=self.run_name, tags=self.tags)
         self.run_id = run.info.run_id
-        from mlflow.entities import Param
-
+        if self.run_id_file is not None:
+            tmp = self.run_id_file.with_name(self.run_id_file.name + ".tmp")
+            tmp.write_text(self.run_id)
+            os.replace(tmp, self.run_id_file)
         items = [Param(k, str(v)[:MAX_PARAM_CHARS]) for k, v in flatten(self.params).items()]
         for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
             self.client.log_batch(self.run_id, params=items[i:i + MAX_PARAMS_PER_BATCH])
@@ -141,6 +168,16 @@ class MlflowCallback:
                 self.client.log_artifacts(self.run_id, str(folder), artifact_path=name)
         log.info("MLflow run %s (%s) in experiment %r at %s", self.run_id, self.run_name,
                  self.experiment_name, self.uri)
+
+    def _log_missing_epochs(self, history: list[dict[str, float]]) -> None:
+        """After a restart: log the checkpointed epochs that never reached MLflow (the job died
+        between saving the checkpoint and logging), so every epoch is logged exactly once."""
+        if not history:
+            return
+        logged = {m.step for m in self.client.get_metric_history(self.run_id, "train/loss")}
+        for epoch, metrics in enumerate(history):
+            if epoch not in logged:
+                self.on_epoch_end(None, epoch, metrics)
 
     def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> None:
         from mlflow.entities import Metric
@@ -166,4 +203,5 @@ class MlflowCallback:
     def on_failure(self, error: BaseException) -> None:
         if self.client is not None and self.run_id is not None:
             self.client.set_tag(self.run_id, "error", f"{type(error).__name__}: {error}"[:5000])
-            self.client.set_terminated(self.run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+            killed = isinstance(error, (KeyboardInterrupt, SystemExit))  # signals, preemption
+            self.client.set_terminated(self.run_id, "KILLED" if killed else "FAILED")

@@ -27,6 +27,7 @@ class Callback(Protocol):
     def on_fit_start(self, trainer: Trainer) -> None: ...
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None: ...
     def on_fit_end(self, trainer: Trainer, summary: dict[str, Any]) -> None: ...
+    # optional: on_failure(error) when fit() ends by an exception (incl. SystemExit on preemption)
 
 
 def save_atomic(obj: Any, path: Path) -> None:
@@ -82,21 +83,37 @@ class Trainer:
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.history: list[dict[str, float]] = []
         self.best: dict[str, float] = {"val/miou": -math.inf, "epoch": -1}
+        self.start_epoch = 0  # > 0 after resuming from a checkpoint
 
     # -- public -------------------------------------------------------------------------
-    def fit(self, train_loader: DataLoader, val_loader: DataLoader) -> dict[str, Any]:
+    def fit(self, train_loader: DataLoader, val_loader: DataLoader,
+            resume_from: str | Path | None = None) -> dict[str, Any]:
+        """Train `epochs` epochs; with `resume_from` (a last.pt), continue after its epoch with
+        the same optimizer, scheduler, scaler and RNG state, as if never interrupted."""
         steps = self._n_batches(train_loader, self.limit_train_batches)
         if self._scheduler_factory is not None:
             self.scheduler = self._scheduler_factory(self.optimizer, total_steps=self.epochs * steps)
+        if resume_from is not None:
+            self.load_state_dict(torch.load(resume_from, map_location=self.device, weights_only=True))
+            log.info("resumed from %s at epoch %d/%d", resume_from, self.start_epoch + 1, self.epochs)
+        try:
+            return self._fit_epochs(train_loader, val_loader)
+        except BaseException as e:
+            for cb in self.callbacks:
+                if hasattr(cb, "on_failure"):
+                    cb.on_failure(e)
+            raise
+
+    def _fit_epochs(self, train_loader: DataLoader, val_loader: DataLoader) -> dict[str, Any]:
         for cb in self.callbacks:
             cb.on_fit_start(self)
-        for epoch in range(self.epochs):
+        for epoch in range(self.start_epoch, self.epochs):
             metrics = {**self.train_epoch(train_loader, epoch), **self.validate(val_loader)}
             self.history.append(metrics)
             improved = metrics["val/miou"] > self.best["val/miou"]
             if improved:
                 self.best = {"val/miou": metrics["val/miou"], "epoch": epoch}
-            self._checkpoint(epoch, improved)
+            self._checkpoint(epoch, improved)  # before callbacks: what is logged is never lost
             log.info(self._epoch_line(epoch, metrics))
             for cb in self.callbacks:
                 cb.on_epoch_end(self, epoch, metrics)
@@ -177,7 +194,22 @@ class Trainer:
             "epoch": epoch,
             "best": self.best,
             "history": self.history,
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler"):
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.best = dict(state["best"])
+        self.history = list(state["history"])
+        self.start_epoch = int(state["epoch"]) + 1
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([t.cpu() for t in state["rng"]["cuda"]])
 
     # -- internals ----------------------------------------------------------------------
     def _step(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -97,3 +97,50 @@ def test_bf16_autocast_is_used_on_cpu(loaders, tmp_path):
     images, _ = next(iter(loaders[1]))
     trainer._step(images, torch.zeros(images.shape[0], 64, 64, dtype=torch.long))
     assert seen == [torch.bfloat16] and not trainer.scaler.is_enabled()
+
+
+class Interrupt:
+    """Dies like a preempted job: after `epoch` is checkpointed, before anything logs it."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_fit_start(self, trainer):
+        pass
+
+    def on_epoch_end(self, trainer, epoch, metrics):
+        if epoch == self.epoch:
+            raise SystemExit(-1)
+
+    def on_fit_end(self, trainer, summary):
+        pass
+
+
+def test_interrupted_run_resumes_into_the_same_mlflow_run(loaders, tmp_path):
+    from conftest import mlflow_runs
+    from mlflow.tracking import MlflowClient
+
+    from seg58.tracking import MlflowCallback
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    def tracker():
+        return MlflowCallback(uri, "resume", "r", params={"x": 1}, run_id_file=tmp_path / "run_id")
+
+    first = make_trainer(tmp_path, epochs=4, callbacks=[Interrupt(1), tracker()])
+    with pytest.raises(SystemExit):
+        first.fit(*loaders)
+    (run,) = mlflow_runs(uri, "resume")
+    assert run.info.status == "KILLED"
+
+    second = make_trainer(tmp_path, epochs=4, callbacks=[tracker()])
+    second.fit(*loaders, resume_from=tmp_path / "ckpt" / "last.pt")
+    assert second.start_epoch == 2 and len(second.history) == 4
+    steps_per_epoch = len(loaders[0])
+    assert second.scheduler.last_epoch == 4 * steps_per_epoch  # the schedule continued, not restarted
+    assert second.history[:2] == first.history[:2]
+
+    (run,) = mlflow_runs(uri, "resume")  # still one run, now finished
+    assert run.info.status == "FINISHED"
+    history = MlflowClient(uri).get_metric_history(run.info.run_id, "val/miou")
+    assert sorted(m.step for m in history) == [0, 1, 2, 3]  # epoch 1 logged after the restart, once
