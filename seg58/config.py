@@ -12,7 +12,7 @@ from omegaconf import MISSING
 
 @dataclass
 class SyntheticConf:
-    n_images: int = 100
+    n_images: int = 160
     size: int = 160  # nominal side of generated images (each varies 0.8-1.25x)
     seed: int = 0
 
@@ -54,7 +54,7 @@ class OptimConf:
 
 @dataclass
 class TrainerConf:
-    epochs: int = 10
+    epochs: int = 15
     batch_size: int = 8
     amp: bool = True  # fp16+GradScaler on CUDA, bf16 autocast on CPU
     device: str = "auto"  # auto | cpu | cuda | cuda:N

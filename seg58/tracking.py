@@ -100,6 +100,21 @@ def git_commit(path: Path) -> tuple[str | None, bool]:
         return None, False
 
 
+def mark_lost_run(uri: str | None, run_id_file: Path, state: str) -> str | None:
+    """A job that died without a word (scancel, node failure) leaves its run RUNNING forever;
+    the sweeper, which outlives it, closes the run as KILLED and says why."""
+    if not run_id_file.is_file():
+        return None
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(resolve_uri(uri))
+    run_id = run_id_file.read_text().strip()
+    if client.get_run(run_id).info.status == "RUNNING":
+        client.set_tag(run_id, "slurm.state", state)
+        client.set_terminated(run_id, "KILLED")
+    return run_id
+
+
 class MlflowCallback:
     """Trainer callback: params + tags at start, metrics per epoch, artifacts and status at end."""
 

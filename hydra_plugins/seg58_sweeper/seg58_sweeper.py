@@ -1,21 +1,39 @@
-"""Hydra sweeper = BasicSweeper + checks before launch (lives in hydra_plugins, as Hydra requires).
+"""Hydra sweeper = BasicSweeper + checks before launch + a summary after (in hydra_plugins, as
+Hydra requires of plugins).
 
 Before any job starts: every cell's config is composed and checked (all bad cells reported at
 once), the MLflow store is created once so concurrent jobs never race its schema migration, and
 jobs launched side by side locally learn how many of them share the CPUs.
+After the jobs: one failed job never hides the others. Every cell's outcome (status, SLURM job
+id, log) is printed and written to <sweep dir>/sweep_summary.json, and
+`hydra.sweeper.rerun=<sweep dir>` launches only the cells that did not complete.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
+
+log = logging.getLogger(__name__)
 
 CONCURRENT_JOBS_ENV = "SEG58_CONCURRENT_JOBS"
+SUMMARY_FILE = "sweep_summary.json"
 
 
 class Seg58Sweeper(BasicSweeper):
+    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[dict] = None,
+                 rerun: Optional[str] = None) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.rerun = rerun
+
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         from seg58.checks import ConfigError, config_problems
         from seg58.errors import UserFacingError
@@ -32,5 +50,102 @@ class Seg58Sweeper(BasicSweeper):
             from seg58.tracking import ensure_store, resolve_uri
 
             ensure_store(resolve_uri(first.tracking.uri))
-        if "submitit" in self.config.hydra.launcher._target_ and "Local" in self.config.hydra.launcher._target_:
+        target = str(self.config.hydra.launcher._target_)
+        if "submitit" in target.lower() and "local" in target.lower():
             os.environ[CONCURRENT_JOBS_ENV] = str(len(batch))
+
+    def sweep(self, arguments: list[str]) -> Any:
+        from seg58.errors import UserFacingError
+
+        if self.rerun:
+            self.overrides = [_unfinished_cells(Path(self.rerun))]
+            if not self.overrides[0]:
+                log.info("every cell of %s completed: nothing to rerun", self.rerun)
+                return []
+        else:
+            parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+            overrides = parser.parse_overrides([*self._parse_config(), *arguments])
+            self.overrides = self.split_arguments(overrides, self.max_batch_size)
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        from omegaconf import OmegaConf
+
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+
+        returns, cells, idx = [], [], 0
+        while not self.is_done():
+            batch = self.get_job_batch()
+            self.validate_batch_is_legal(batch)
+            results = self.launcher.launch(batch, initial_job_idx=idx)
+            infos = getattr(self.launcher, "job_infos", None) or [{} for _ in results]
+            cells += [_cell(idx + i, r, info, sweep_dir) for i, (r, info) in enumerate(zip(results, infos))]
+            idx += len(batch)
+            returns.append(results)
+
+        self._close_lost_runs(cells)
+        (sweep_dir / SUMMARY_FILE).write_text(json.dumps({"sweep_dir": str(sweep_dir), "cells": cells}, indent=2))
+        log.info("sweep summary (%s):\n%s", sweep_dir / SUMMARY_FILE, format_summary(cells))
+        failed = [c for c in cells if c["status"] != "COMPLETED"]
+        if failed:
+            raise UserFacingError(
+                f"{len(failed)} of {len(cells)} sweep jobs did not complete:\n"
+                + format_summary(failed)
+                + f"\nrerun only those: python -m seg58 -m launcher={self._launcher_choice()} "
+                f"hydra.sweeper.rerun={sweep_dir}"
+            )
+        return returns
+
+
+    def _close_lost_runs(self, cells: list[dict]) -> None:
+        """Jobs that ended without a result (cancelled, killed) never closed their MLflow run."""
+        if not self.config.tracking.enabled:
+            return
+        from seg58.tracking import mark_lost_run
+
+        for c in cells:
+            if c["status"] not in ("COMPLETED", "FAILED"):
+                run_id_file = Path(c["output_dir"]) / "mlflow_run_id"
+                c["mlflow_run_id"] = mark_lost_run(self.config.tracking.uri, run_id_file, c["status"])
+
+    def _launcher_choice(self) -> str:
+        return str(self.config.hydra.runtime.choices.get("launcher") or "local")
+
+
+def _cell(num: int, ret: JobReturn, info: dict, sweep_dir: Path) -> dict:
+    ok = ret.status == JobStatus.COMPLETED
+    error = None if ok else ret._return_value
+    state = info.get("state") or ("COMPLETED" if ok else "FAILED")
+    return {
+        "num": num,
+        "overrides": list(ret.overrides or []),
+        "status": state,
+        "error": None if error is None else f"{type(error).__name__}: {error}".strip()[:2000],
+        "best_val_miou": ret._return_value if ok and isinstance(ret._return_value, float) else None,
+        "output_dir": str(ret.hydra_cfg.hydra.runtime.output_dir if ret.hydra_cfg
+                          else sweep_dir / str(num)),
+        **{k: v for k, v in info.items() if k != "state"},
+    }
+
+
+def format_summary(cells: list[dict]) -> str:
+    lines = []
+    for c in cells:
+        where = f" slurm={c['job_id']}" if c.get("job_id") else ""
+        score = f" best_val_miou={c['best_val_miou']:.4f}" if c.get("best_val_miou") is not None else ""
+        line = f"  #{c['num']} {c['status']:<10}{where}{score}  {' '.join(c['overrides'])}"
+        if c["status"] != "COMPLETED":
+            log_path = c.get("stderr") or c.get("output_dir")
+            line += f"\n      error: {(c['error'] or '').splitlines()[0] if c['error'] else '?'}"
+            line += f"\n      log: {log_path}" if log_path else ""
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _unfinished_cells(sweep_dir: Path) -> list[list[str]]:
+    from seg58.errors import UserFacingError
+
+    summary = sweep_dir / SUMMARY_FILE
+    if not summary.is_file():
+        raise UserFacingError(f"hydra.sweeper.rerun={sweep_dir}: no {SUMMARY_FILE} there (not a seg58 sweep?)")
+    cells = json.loads(summary.read_text())["cells"]
+    return [c["overrides"] for c in cells if c["status"] != "COMPLETED"]

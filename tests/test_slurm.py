@@ -1,0 +1,155 @@
+"""The sweep on a real SLURM cluster (munge, MariaDB, slurmdbd, slurmctld, slurmd on localhost),
+started by the project's own scripts. CI installs the Debian packages and sets
+SEG58_REQUIRE_SLURM=1, so there these tests run or fail, never skip."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, mlflow_runs
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slurm
+
+ON_LOCAL_CLUSTER = [
+    "launcher=slurm", "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=1", "hydra.launcher.partition=debug",
+]
+SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
+
+
+@pytest.fixture(scope="session")
+def slurm_conf(tmp_path_factory) -> str:
+    if shutil.which("slurmctld") is None:
+        if os.environ.get("SEG58_REQUIRE_SLURM") == "1":
+            pytest.fail("SLURM daemons not installed but SEG58_REQUIRE_SLURM=1")
+        pytest.skip("SLURM not installed (apt-get install slurmctld slurmd slurm-client munge slurmdbd mariadb-server)")
+    folder = tmp_path_factory.mktemp("slurm")
+    subprocess.run([REPO / "scripts/slurm/start-local-cluster.sh", folder], check=True, timeout=120)
+    yield str(folder / "etc" / "slurm.conf")
+    subprocess.run([REPO / "scripts/slurm/stop-local-cluster.sh", folder], timeout=120)
+
+
+@pytest.fixture
+def slurm(slurm_conf, tmp_path, cache_dir):
+    """(env, run_sweep, start_sweep) for seg58 sweeps submitted to the local cluster."""
+    env = {**os.environ, "SLURM_CONF": slurm_conf, "SEG58_CACHE_DIR": str(cache_dir),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "PYTHONUNBUFFERED": "1"}
+
+    def start(*args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "seg58", "-m", *ON_LOCAL_CLUSTER, *args],
+                                cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+
+    def run(*args: str, timeout: float = 240) -> tuple[int, str]:
+        proc = start(*args)
+        out, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, out
+
+    return env, run, start
+
+
+def slurm_cmd(env, *args: str) -> str:
+    return subprocess.run(args, env=env, capture_output=True, text=True, check=True, timeout=30).stdout
+
+
+def summary(tmp_path: Path) -> list[dict]:
+    (path,) = tmp_path.glob("multirun/*/*/sweep_summary.json")
+    return json.loads(path.read_text())["cells"]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def sacct_states(env, job_id: str) -> list[str]:
+    out = slurm_cmd(env, "sacct", "-n", "-P", "-D", "-X", "-j", job_id, "-o", "State")
+    return [s.split()[0] for s in out.split()]
+
+
+def test_card_sweep_fans_out_as_one_slurm_job_per_cell(slurm, tmp_path):
+    env, run, _ = slurm
+    rc, out = run(*SMOKE, "encoder.name=tu-test_resnet,tu-test_convnext,tu-test_efficientnet")
+    assert rc == 0, out[-3000:]
+    cells = summary(tmp_path)
+    assert [c["status"] for c in cells] == ["COMPLETED"] * 3
+    for c in cells:
+        assert sacct_states(env, c["job_id"]) == ["COMPLETED"]
+    runs = mlflow_runs(env["MLFLOW_TRACKING_URI"], "smoke")
+    assert sorted(r.data.params["encoder.name"] for r in runs) == [
+        "tu-test_convnext", "tu-test_efficientnet", "tu-test_resnet"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    # each job trained with the CPUs SLURM granted (1), not the node's
+    logs = [p.read_text() for p in tmp_path.glob("multirun/*/*/[012]/seg58.log")]
+    assert len(logs) == 3 and all("threads=1 " in log for log in logs)
+
+
+def test_a_failing_cell_does_not_lose_the_others_and_can_be_rerun_alone(slurm, tmp_path):
+    env, run, _ = slurm
+    # trainer.device=cuda passes the config checks (a login node may lack GPUs) but the job fails
+    rc, out = run(*SMOKE, "trainer.device=cpu,cuda")
+    assert rc != 0
+    cells = summary(tmp_path)
+    assert [(c["status"], c["overrides"][-1]) for c in cells] == [
+        ("COMPLETED", "trainer.device=cpu"), ("FAILED", "trainer.device=cuda")]
+    assert "1 of 2 sweep jobs did not complete" in out and "CUDA is not available" in out
+    assert cells[1]["job_id"] in out and cells[1]["stderr"] in out
+    (ok,) = [r for r in mlflow_runs(env["MLFLOW_TRACKING_URI"], "smoke") if r.info.status == "FINISHED"]
+    assert ok.data.params["trainer.device"] == "cpu"
+
+    (first,) = tmp_path.glob("multirun/*/*/sweep_summary.json")
+    rc, out = run(f"hydra.sweeper.rerun={first.parent}")
+    assert rc != 0, out[-3000:]  # the same cell fails again, and only that cell ran
+    (rerun,) = [p for p in tmp_path.glob("multirun/*/*/sweep_summary.json") if p != first]
+    cells = json.loads(rerun.read_text())["cells"]
+    assert len(cells) == 1 and cells[0]["overrides"][-1] == "trainer.device=cuda"
+
+
+def test_preempted_job_requeues_and_resumes_into_the_same_mlflow_run(slurm, tmp_path):
+    env, _, start = slurm
+    epochs = 30
+    proc = start(*SMOKE, "data.synthetic.n_images=40", f"trainer.epochs={epochs}")
+    last = wait_for(lambda: next(tmp_path.glob("multirun/*/*/0/checkpoints/last.pt"), None), 120, "a checkpoint")
+    job_id = wait_for(lambda: slurm_cmd(env, "squeue", "-h", "-o", "%i").strip(), 10, "the job id")
+    # what SLURM sends before preemption/timeout: submitit checkpoints and requeues the job
+    slurm_cmd(env, "scancel", "--signal=USR2", job_id)
+    wait_for(lambda: "PD" in slurm_cmd(env, "squeue", "-h", "-j", job_id, "-o", "%t"), 30, "the requeue")
+    slurm_cmd(env, "scontrol", "update", f"JobId={job_id}", "StartTime=now")  # skip SLURM's 120 s delay
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out[-3000:]
+    assert sacct_states(env, job_id) == ["REQUEUED", "COMPLETED"]
+    log = (last.parent.parent / "seg58.log").read_text()
+    assert "resumed from" in log
+    (run,) = mlflow_runs(env["MLFLOW_TRACKING_URI"], "smoke")
+    assert run.info.status == "FINISHED"
+    steps = [m.step for m in MlflowClient(env["MLFLOW_TRACKING_URI"]).get_metric_history(run.info.run_id, "train/loss")]
+    assert sorted(steps) == list(range(epochs))  # every epoch exactly once
+
+
+def test_cancelled_job_is_reported_and_the_sweep_returns(slurm, tmp_path):
+    env, _, start = slurm
+    proc = start(*SMOKE, "data.synthetic.n_images=40", "trainer.epochs=1,400")
+    wait_for(lambda: next(tmp_path.glob("multirun/*/*/1/checkpoints/last.pt"), None), 120, "job 1 training")
+    job_id = wait_for(lambda: slurm_cmd(env, "squeue", "-h", "-t", "R", "-o", "%i").split(), 10, "running job")
+    slurm_cmd(env, "scancel", job_id[-1])
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    cells = summary(tmp_path)
+    assert [c["status"] for c in cells] == ["COMPLETED", "CANCELLED"]
+    assert "CANCELLED" in out and cells[1]["job_id"] in out
+    runs = {r.data.params["trainer.epochs"]: r for r in mlflow_runs(env["MLFLOW_TRACKING_URI"], "smoke")}
+    assert runs["1"].info.status == "FINISHED"
+    assert runs["400"].info.status == "KILLED" and runs["400"].data.tags["slurm.state"] == "CANCELLED"
