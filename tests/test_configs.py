@@ -89,11 +89,22 @@ def test_data_options_compose(data, tmp_path):
         assert problems and str(tmp_path) in problems[0] and "data.root" in problems[0]
 
 
+LAUNCHERS = {
+    "local": "BasicLauncher",
+    "local_parallel": "seg58_sweeper.slurm_launcher.Seg58LocalLauncher",
+    "slurm": "seg58_sweeper.slurm_launcher.Seg58SlurmLauncher",
+}
+
+
 @pytest.mark.parametrize("launcher", options("launcher"))
-def test_launchers_compose(launcher):
+def test_launchers_compose(launcher, monkeypatch):
+    monkeypatch.setenv("SEG58_SLURM_PARTITION", "gpu")
     cfg = make(f"launcher={launcher}", hydra=True)
-    target = cfg.hydra.launcher._target_
-    assert ("submitit" in target) == (launcher == "local_parallel")
+    assert cfg.hydra.launcher._target_.endswith(LAUNCHERS[launcher])
+    if launcher == "slurm":  # the seed's V100 node
+        hl = cfg.hydra.launcher
+        assert (hl.gpus_per_node, hl.cpus_per_task, hl.mem_gb) == (1, 10, 48)
+        assert hl.partition == "gpu" and hl.account is None and hl.max_num_timeout > 0
 
 
 def test_poc58_is_the_seed_recipe():

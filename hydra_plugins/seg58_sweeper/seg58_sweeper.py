@@ -50,8 +50,9 @@ class Seg58Sweeper(BasicSweeper):
             from seg58.tracking import ensure_store, resolve_uri
 
             ensure_store(resolve_uri(first.tracking.uri))
-        target = str(self.config.hydra.launcher._target_)
-        if "submitit" in target.lower() and "local" in target.lower():
+        from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher
+
+        if isinstance(self.launcher, LocalLauncher):  # subprocesses on this machine, all at once
             os.environ[CONCURRENT_JOBS_ENV] = str(len(batch))
 
     def sweep(self, arguments: list[str]) -> Any:
