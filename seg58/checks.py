@@ -34,6 +34,8 @@ def config_problems(cfg: DictConfig) -> list[str]:
         value = cfg.trainer[key]
         if value != "auto" and not (isinstance(value, int) and value >= lowest):
             problems.append(f"trainer.{key}={value!r}; valid: auto or an integer >= {lowest}")
+    if cfg.trainer.nonfinite not in ("skip", "stop"):
+        problems.append(f"trainer.nonfinite={cfg.trainer.nonfinite!r}; valid: skip, stop")
     resume = cfg.trainer.resume
     if resume not in ("auto", "never") and not Path(resume).is_file():
         problems.append(f"trainer.resume={resume!r}: no such checkpoint; valid: auto, never or a last.pt path")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from seg58.config import register  # noqa: E402
@@ -29,13 +31,34 @@ def config_dir() -> str:
 register()
 
 
+def unfinished_run(output_dir: Path, overrides: list[str]) -> Path | None:
+    """The newest earlier single run of the same command that has a checkpoint but never
+    completed (outputs/<date>/<time>/ layout), so that rerunning a killed command resumes it."""
+    from omegaconf import OmegaConf
+
+    from seg58.run import COMPLETED_MARKER
+
+    root = output_dir.parents[1]
+    candidates = sorted(root.glob("*/*/checkpoints/last.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for last in candidates:
+        folder = last.parent.parent
+        if folder == output_dir or (folder / COMPLETED_MARKER).exists():
+            continue
+        saved = folder / ".hydra" / "overrides.yaml"
+        if saved.is_file() and list(OmegaConf.load(saved)) == overrides:
+            return folder
+    return None
+
+
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float:
+def train_app(cfg: DictConfig) -> float:
     from seg58.checks import ConfigError
     from seg58.data.folder import DataError
     from seg58.errors import UserFacingError
     from seg58.run import train  # heavy imports after Hydra has parsed the command line
+    from seg58.mlflow_store import TrackingError
     from seg58.tracking import git_commit
+    from seg58.trainer import CheckpointError, NonFiniteLossError
 
     hc = HydraConfig.get()
     choices = hc.runtime.choices
@@ -52,9 +75,48 @@ def main(cfg: DictConfig) -> float:
     if commit:
         tags["mlflow.source.git.commit"] = commit
         tags["git.dirty"] = str(dirty).lower()
+    run_dir = Path(hc.runtime.output_dir)
+    if hc.mode == RunMode.RUN and cfg.trainer.resume == "auto":
+        previous = unfinished_run(run_dir, list(hc.overrides.task))
+        if previous is not None:  # the same command again after a crash or kill: continue it
+            log.info("continuing the unfinished run in %s (trainer.resume=never starts afresh)", previous)
+            run_dir = previous
     try:
-        summary = train(cfg, Path(hc.runtime.output_dir), tags)
-    except (ConfigError, DataError) as e:
+        summary = train(cfg, run_dir, tags)
+    except (ConfigError, DataError, TrackingError, CheckpointError, NonFiniteLossError) as e:
         raise UserFacingError(str(e)) from None
     log.info("best val mIoU %.4f at epoch %d", summary["best_val_miou"], summary["best_epoch"] + 1)
     return summary["best_val_miou"]
+
+
+@hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
+def check_data_app(cfg: DictConfig) -> None:
+    from seg58.data.check import check_dataset
+    from seg58.data.folder import DataError
+    from seg58.errors import UserFacingError
+
+    d = cfg.data
+    try:
+        report = check_dataset(d.root, d.val_fraction, d.split_seed,
+                               dict(d.synthetic) if d.synthetic else None,
+                               d.preload_max_side or 1024)
+    except DataError as e:
+        raise UserFacingError(str(e)) from None
+    print(report)
+
+
+# Commands besides training; each takes the same config overrides (data=..., paths.data_dir=...).
+COMMANDS = {
+    "check-data": (check_data_app, ["hydra.output_subdir=null", "hydra.run.dir=.",
+                                    "hydra/job_logging=stdout", "hydra/hydra_logging=none"]),
+}
+
+
+def main() -> None:
+    """`seg58 [COMMAND] [overrides]`: training by default; see COMMANDS for the others."""
+    if len(sys.argv) > 1 and sys.argv[1] in COMMANDS:
+        app, extra = COMMANDS[sys.argv.pop(1)]
+        sys.argv[1:1] = extra
+        app()
+    else:
+        train_app()

@@ -63,6 +63,7 @@ class TrainerConf:
     limit_train_batches: Optional[int] = None
     limit_val_batches: Optional[int] = None
     checkpoint: bool = True
+    nonfinite: str = "skip"  # NaN/inf loss: skip the step (recorded) | stop the run
     resume: str = "auto"  # auto: continue from last.pt in this run's folder if there is one | never | a path
     progress: Optional[bool] = None  # None: a bar on a terminal, one line per epoch in logs
 

@@ -18,11 +18,13 @@ from torch.utils.data import DataLoader
 
 from seg58.checks import ConfigError, check_config
 from seg58.data.build import build_splits
+from seg58.data.folder import DataError
 from seg58.models import build_model
 from seg58.runtime import available_cpus, resolve_device, resolve_threads, resolve_workers, seed_everything
 from seg58.trainer import Trainer
 
 log = logging.getLogger(__name__)
+COMPLETED_MARKER = "COMPLETED"
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -62,6 +64,7 @@ def build_trainer(cfg: DictConfig, device: torch.device, run_dir: Path | None, c
         limit_train_batches=cfg.trainer.limit_train_batches,
         limit_val_batches=cfg.trainer.limit_val_batches,
         progress=cfg.trainer.progress,
+        nonfinite=cfg.trainer.nonfinite,
     )
 
 
@@ -86,12 +89,22 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
     log.info("device=%s amp=%s threads=%d workers=%d (cpus available: %d)",
              device, cfg.trainer.amp, threads, workers, available_cpus())
 
+    run_name = cfg.tracking.run_name or f"{cfg.model.arch}-{cfg.encoder.name}".lower()
+    if cfg.tracking.enabled:
+        from seg58.mlflow_store import check_reachable, record_failed_run
+
+        check_reachable(cfg.tracking.uri)  # before the expensive part
     d = cfg.data
-    splits = build_splits(
-        d.root, d.img_size, d.val_fraction, d.split_seed, d.preload, d.preload_max_side,
-        OmegaConf.to_container(d.synthetic) if d.synthetic else None,
-        io_threads=max(1, threads),
-    )
+    try:
+        splits = build_splits(
+            d.root, d.img_size, d.val_fraction, d.split_seed, d.preload, d.preload_max_side,
+            OmegaConf.to_container(d.synthetic) if d.synthetic else None,
+            io_threads=max(1, threads),
+        )
+    except DataError as e:
+        if cfg.tracking.enabled:  # the attempt is on record, with why; nothing else is written
+            record_failed_run(cfg.tracking.uri, cfg.tracking.experiment_name, run_name, tags or {}, str(e))
+        raise
     train_loader, val_loader = make_loaders(splits, cfg.trainer.batch_size, workers, device, cfg.seed)
 
     callbacks = []
@@ -101,7 +114,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
         callbacks.append(MlflowCallback(
             cfg.tracking.uri,
             cfg.tracking.experiment_name,
-            cfg.tracking.run_name or f"{cfg.model.arch}-{cfg.encoder.name}".lower(),
+            run_name,
             params=OmegaConf.to_container(cfg, resolve=True),
             tags=tags,
             artifact_dirs={".hydra": run_dir / ".hydra"} if run_dir else None,
@@ -109,4 +122,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
             run_id_file=run_dir / "mlflow_run_id" if run_dir else None,
         ))
     trainer = build_trainer(cfg, device, run_dir, callbacks)
-    return trainer.fit(train_loader, val_loader, resume_checkpoint(cfg.trainer.resume, run_dir))
+    summary = trainer.fit(train_loader, val_loader, resume_checkpoint(cfg.trainer.resume, run_dir))
+    if run_dir is not None:
+        (run_dir / COMPLETED_MARKER).touch()  # a later `resume=auto` must not pick this run up
+    return summary

@@ -6,75 +6,20 @@ failure in tracking never leaks into the training core.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import math
 import os
 import subprocess
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+from seg58.mlflow_store import TrackingError, ensure_store, experiment_id, resolve_uri
 
 log = logging.getLogger(__name__)
 
 MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit
 MAX_PARAM_CHARS = 6000
-
-
-def resolve_uri(uri: str | None) -> str:
-    """Explicit setting > $MLFLOW_TRACKING_URI > MLflow's default SQLite file in the cwd.
-
-    Made absolute so that jobs started elsewhere (submitit, SLURM) write to the same store.
-    """
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
-    db = _sqlite_path(uri)
-    return f"sqlite:///{db.resolve()}" if db is not None else uri
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
-
-
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def ensure_store(uri: str) -> None:
-    """Create / migrate a SQLite store once, under a file lock.
-
-    MLflow creates its schema on first open; jobs that open a new file at the same moment race
-    in the migration and corrupt it (measured: 3 of 3 crashes). Serialising the first open
-    removes the race; afterwards concurrent writers are safe.
-    """
-    db = _sqlite_path(uri)
-    if db is None:
-        return
-    db.parent.mkdir(parents=True, exist_ok=True)
-    from mlflow.tracking import MlflowClient
-
-    with _file_lock(db.with_name(db.name + ".lock")):
-        MlflowClient(uri).search_experiments(max_results=1)
-
-
-def experiment_id(client: Any, name: str, uri: str) -> str:
-    from mlflow.exceptions import MlflowException
-
-    exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    db = _sqlite_path(uri)
-    location = (db.parent / "mlartifacts").as_uri() if db else None
-    try:
-        return client.create_experiment(name, artifact_location=location)
-    except MlflowException:  # a concurrent job created it first
-        return client.get_experiment_by_name(name).experiment_id
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -100,21 +45,6 @@ def git_commit(path: Path) -> tuple[str | None, bool]:
         return None, False
 
 
-def mark_lost_run(uri: str | None, run_id_file: Path, state: str) -> str | None:
-    """A job that died without a word (scancel, node failure) leaves its run RUNNING forever;
-    the sweeper, which outlives it, closes the run as KILLED and says why."""
-    if not run_id_file.is_file():
-        return None
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(resolve_uri(uri))
-    run_id = run_id_file.read_text().strip()
-    if client.get_run(run_id).info.status == "RUNNING":
-        client.set_tag(run_id, "slurm.state", state)
-        client.set_terminated(run_id, "KILLED")
-    return run_id
-
-
 class MlflowCallback:
     """Trainer callback: params + tags at start, metrics per epoch, artifacts and status at end."""
 
@@ -138,6 +68,7 @@ class MlflowCallback:
         self.log_checkpoint = log_checkpoint
         self.run_id_file = Path(run_id_file) if run_id_file else None
         self.client: Any = None
+        self._pending: list[tuple[int, list]] = []  # (epoch, metrics) not yet accepted by MLflow
         self.run_id: str | None = None
 
     def on_fit_start(self, trainer: Any) -> None:
@@ -199,10 +130,38 @@ class MlflowCallback:
 
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, epoch) for k, v in metrics.items() if math.isfinite(v)]
-        self.client.log_batch(self.run_id, metrics=batch)
+        self._pending.append((epoch, batch))
+        self._flush()
+
+    def on_event(self, trainer: Any, key: str, value: Any) -> None:
+        try:
+            self.client.set_tag(self.run_id, key, str(value))
+        except Exception as e:  # a tag is not worth stopping training for
+            log.warning("MLflow: could not set tag %s=%s: %s", key, value, e)
+
+    def _flush(self) -> bool:
+        """Send buffered epochs in order; on failure keep them for the next try. Training never
+        waits on a broken tracking server beyond MLflow's own request retries."""
+        while self._pending:
+            epoch, batch = self._pending[0]
+            try:
+                self.client.log_batch(self.run_id, metrics=batch)
+            except Exception as e:
+                log.warning("MLflow unreachable (%s: %s); %d epoch(s) of metrics kept, retried "
+                            "after the next epoch", type(e).__name__, str(e)[:200], len(self._pending))
+                return False
+            self._pending.pop(0)
+        return True
 
     def on_fit_end(self, trainer: Any, summary: dict[str, Any]) -> None:
         from mlflow.entities import Metric
+
+        for attempt in range(3):
+            if self._flush():
+                break
+            time.sleep(5 * (attempt + 1))
+        else:
+            self._dump_pending()
 
         now = int(time.time() * 1000)
         final = {"best/val_miou": summary["best_val_miou"], "best/epoch": summary["best_epoch"]}
@@ -215,7 +174,22 @@ class MlflowCallback:
             self.client.log_artifact(self.run_id, str(best), artifact_path="checkpoints")
         self.client.set_terminated(self.run_id, "FINISHED")
 
+    def _dump_pending(self) -> None:
+        import json
+
+        folder = self.run_id_file.parent if self.run_id_file else Path.cwd()
+        path = folder / "unsynced_metrics.json"
+        path.write_text(json.dumps({"run_id": self.run_id, "uri": self.uri, "epochs": [
+            {"epoch": e, "metrics": {m.key: m.value for m in batch}} for e, batch in self._pending]}))
+        raise TrackingError(f"MLflow at {self.uri} stayed unreachable: {len(self._pending)} epoch(s) "
+                            f"of metrics for run {self.run_id} were saved to {path} instead")
+
     def on_failure(self, error: BaseException) -> None:
+        if self._pending:
+            try:
+                self._flush()
+            except Exception:
+                pass
         if self.client is not None and self.run_id is not None:
             self.client.set_tag(self.run_id, "error", f"{type(error).__name__}: {error}"[:5000])
             killed = isinstance(error, (KeyboardInterrupt, SystemExit))  # signals, preemption

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -16,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from seg58.checkpoints import CheckpointError, load_checkpoint, save_atomic
 from seg58.classes import CLASS_NAMES, metric_key
 from seg58.metrics import ConfusionMatrix
 from seg58.runtime import peak_memory_mb, reset_peak_memory
@@ -23,18 +23,16 @@ from seg58.runtime import peak_memory_mb, reset_peak_memory
 log = logging.getLogger(__name__)
 
 
+class NonFiniteLossError(FloatingPointError):
+    """Loss became NaN/inf and trainer.nonfinite=stop."""
+
+
 class Callback(Protocol):
     def on_fit_start(self, trainer: Trainer) -> None: ...
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None: ...
     def on_fit_end(self, trainer: Trainer, summary: dict[str, Any]) -> None: ...
     # optional: on_failure(error) when fit() ends by an exception (incl. SystemExit on preemption)
-
-
-def save_atomic(obj: Any, path: Path) -> None:
-    """A crash mid-write leaves the previous checkpoint intact, never a truncated one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    # optional: on_event(trainer, key, value) for notable events (OOM back-off, skipped steps)
 
 
 class Trainer:
@@ -62,6 +60,7 @@ class Trainer:
         limit_train_batches: int | None = None,
         limit_val_batches: int | None = None,
         progress: bool | None = None,
+        nonfinite: str = "skip",
     ):
         self.device = device
         self.model = model.to(device)
@@ -84,6 +83,12 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.best: dict[str, float] = {"val/miou": -math.inf, "epoch": -1}
         self.start_epoch = 0  # > 0 after resuming from a checkpoint
+        if nonfinite not in ("skip", "stop"):
+            raise ValueError(f"nonfinite must be 'skip' or 'stop', got {nonfinite!r}")
+        self.nonfinite = nonfinite
+        self.accum_steps = 1  # doubled on out-of-memory; the effective batch stays the same
+        self.global_step = 0
+        self._nonfinite_in_epoch = 0
 
     # -- public -------------------------------------------------------------------------
     def fit(self, train_loader: DataLoader, val_loader: DataLoader,
@@ -94,7 +99,7 @@ class Trainer:
         if self._scheduler_factory is not None:
             self.scheduler = self._scheduler_factory(self.optimizer, total_steps=self.epochs * steps)
         if resume_from is not None:
-            self.load_state_dict(torch.load(resume_from, map_location=self.device, weights_only=True))
+            self.load_state_dict(load_checkpoint(resume_from, self.device))
             log.info("resumed from %s at epoch %d/%d", resume_from, self.start_epoch + 1, self.epochs)
         try:
             return self._fit_epochs(train_loader, val_loader)
@@ -129,6 +134,7 @@ class Trainer:
         n_batches = self._n_batches(loader, self.limit_train_batches)
         loss_sum = torch.zeros((), device=self.device)
         n_imgs, data_wait = 0, 0.0
+        self._nonfinite_in_epoch = 0
         bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{self.epochs}", leave=False,
                    disable=not self.progress)
         start = time.perf_counter()
@@ -155,6 +161,8 @@ class Trainer:
             "perf/data_wait_frac": data_wait / elapsed,
             "perf/epoch_time_s": elapsed,
             "perf/peak_mem_mb": peak_memory_mb(self.device),
+            "train/nonfinite_steps": float(self._nonfinite_in_epoch),
+            "train/accum_steps": float(self.accum_steps),
         }
 
     @torch.no_grad()
@@ -192,6 +200,8 @@ class Trainer:
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "scaler": self.scaler.state_dict(),
             "epoch": epoch,
+            "global_step": self.global_step,
+            "accum_steps": self.accum_steps,
             "best": self.best,
             "history": self.history,
             "rng": {"torch": torch.get_rng_state(),
@@ -199,7 +209,10 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except (KeyError, RuntimeError) as e:
+            raise CheckpointError(f"checkpoint does not fit this model: {str(e)[:300]}") from None
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler"):
             self.scheduler.load_state_dict(state["scheduler"])
@@ -207,22 +220,67 @@ class Trainer:
         self.best = dict(state["best"])
         self.history = list(state["history"])
         self.start_epoch = int(state["epoch"]) + 1
+        self.global_step = int(state.get("global_step", 0))
+        self.accum_steps = int(state.get("accum_steps", 1))
         torch.set_rng_state(state["rng"]["torch"].cpu())
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([t.cpu() for t in state["rng"]["cuda"]])
 
     # -- internals ----------------------------------------------------------------------
     def _step(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """One optimizer step; on out-of-memory, retry the batch in twice as many chunks."""
+        while True:
+            try:
+                return self._accumulated_step(images, masks)
+            except (torch.cuda.OutOfMemoryError, MemoryError) as e:
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.accum_steps * 2 > images.shape[0]:
+                    raise
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                self.accum_steps *= 2
+                log.warning("out of memory at step %d (%s): retrying with %d accumulation steps of "
+                            "%d images", self.global_step, type(e).__name__, self.accum_steps,
+                            -(-images.shape[0] // self.accum_steps))
+                self._event("oom.accumulation_steps", self.accum_steps)
+
+    def _accumulated_step(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-            logits = self.model(images)
-        loss = self.loss_fn(logits.float(), masks)  # losses in fp32: Dice sums overflow fp16
-        self.scaler.scale(loss).backward()
+        total = torch.zeros((), device=self.device)
+        n = images.shape[0]
+        for x, y in zip(images.chunk(self.accum_steps), masks.chunk(self.accum_steps)):
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+                logits = self.model(x)
+            loss = self.loss_fn(logits.float(), y)  # losses in fp32: Dice sums overflow fp16
+            if not torch.isfinite(loss):  # one host sync; GradScaler syncs per step anyway
+                return self._skip_nonfinite(loss)
+            self.scaler.scale(loss * (x.shape[0] / n)).backward()
+            total += loss.detach() * (x.shape[0] / n)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self._advance()
+        return total
+
+    def _skip_nonfinite(self, loss: torch.Tensor) -> torch.Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        where = f"epoch {len(self.history) + 1} step {self.global_step}"
+        if self.nonfinite == "stop":
+            raise NonFiniteLossError(f"non-finite loss ({float(loss.detach())}) at {where} (trainer.nonfinite=stop)")
+        log.warning("non-finite loss (%s) at %s: step skipped", float(loss.detach()), where)
+        self._nonfinite_in_epoch += 1
+        self._event("nonfinite.last_step", self.global_step)
+        self._advance()  # keep the LR schedule aligned with the batches
+        return torch.zeros((), device=self.device)
+
+    def _advance(self) -> None:
         if self.scheduler is not None:
             self.scheduler.step()
-        return loss
+        self.global_step += 1
+
+    def _event(self, key: str, value: Any) -> None:
+        for cb in self.callbacks:
+            if hasattr(cb, "on_event"):
+                cb.on_event(self, key, value)
 
     def _checkpoint(self, epoch: int, improved: bool) -> None:
         if self.checkpoint_dir is None:

@@ -47,7 +47,7 @@ class Seg58Sweeper(BasicSweeper):
         if problems:
             raise UserFacingError(str(ConfigError(problems)))
         if first is not None and first.tracking.enabled:
-            from seg58.tracking import ensure_store, resolve_uri
+            from seg58.mlflow_store import ensure_store, resolve_uri
 
             ensure_store(resolve_uri(first.tracking.uri))
         from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher
@@ -101,7 +101,7 @@ class Seg58Sweeper(BasicSweeper):
         """Jobs that ended without a result (cancelled, killed) never closed their MLflow run."""
         if not self.config.tracking.enabled:
             return
-        from seg58.tracking import mark_lost_run
+        from seg58.mlflow_store import mark_lost_run
 
         for c in cells:
             if c["status"] not in ("COMPLETED", "FAILED"):
