@@ -94,3 +94,19 @@ def test_one_bad_cell_stops_the_sweep_before_any_job(cli, tmp_path):
     assert "model=deeplabv3plus encoder=swin]" in res.stderr
     assert "[model=unet" not in res.stderr  # the good cell is not reported
     assert not list(tmp_path.rglob("last.pt"))
+
+
+def test_local_sweep_reports_every_cell_and_a_failure_does_not_stop_the_others(cli, tmp_path):
+    res = cli("-m", *SMOKE, "trainer.device=cuda,cpu")  # no GPU here: the first cell fails at run time
+    assert res.returncode != 0
+    out = res.stderr + res.stdout
+    assert "1 of 2 sweep jobs did not complete" in out and "CUDA is not available" in out
+    assert "hydra.sweeper.rerun=" in out and "Traceback" not in out
+    (summary,) = tmp_path.glob("multirun/*/*/sweep_summary.json")
+    import json
+
+    cells = json.loads(summary.read_text())["cells"]
+    assert [c["status"] for c in cells] == ["FAILED", "COMPLETED"]
+    assert cells[1]["best_val_miou"] is not None
+    runs = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke")
+    assert [r.data.params["trainer.device"] for r in runs] == ["cpu"]
