@@ -82,6 +82,7 @@ class MlflowCallback:
             log.info("MLflow: resuming run %s", self.run_id)
         else:
             self._start_run()
+        trainer.meta["mlflow_run_id"] = self.run_id
         self._log_missing_epochs(trainer.history)
 
     def _previous_run(self) -> str | None:

@@ -89,6 +89,7 @@ class Trainer:
         self.accum_steps = 1  # doubled on out-of-memory; the effective batch stays the same
         self.global_step = 0
         self._nonfinite_in_epoch = 0
+        self.meta: dict[str, Any] = {}  # saved in checkpoints; callbacks may note ids here
 
     # -- public -------------------------------------------------------------------------
     def fit(self, train_loader: DataLoader, val_loader: DataLoader,
@@ -204,6 +205,7 @@ class Trainer:
             "accum_steps": self.accum_steps,
             "best": self.best,
             "history": self.history,
+            "meta": self.meta,
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         }
@@ -218,6 +220,7 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.best = dict(state["best"])
+        self.meta = dict(state.get("meta", {}))
         self.history = list(state["history"])
         self.start_epoch = int(state["epoch"]) + 1
         self.global_step = int(state.get("global_step", 0))

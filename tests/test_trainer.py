@@ -140,7 +140,9 @@ def test_interrupted_run_resumes_into_the_same_mlflow_run(loaders, tmp_path):
     assert second.scheduler.last_epoch == 4 * steps_per_epoch  # the schedule continued, not restarted
     assert second.history[:2] == first.history[:2]
 
+    last = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
     (run,) = mlflow_runs(uri, "resume")  # still one run, now finished
+    assert last["meta"]["mlflow_run_id"] == run.info.run_id
     assert run.info.status == "FINISHED"
     history = MlflowClient(uri).get_metric_history(run.info.run_id, "val/miou")
     assert sorted(m.step for m in history) == [0, 1, 2, 3]  # epoch 1 logged after the restart, once

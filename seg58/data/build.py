@@ -43,7 +43,11 @@ def build_splits(
     folder = resolve_root(root, synthetic)
     samples: list[Sample] = scan_folder(folder)
     train_s, val_s = random_split(samples, val_fraction, seed)
-    arrays = preload(samples, max_side, io_threads) if preload_ram else None
+    # Decoding validates every file; without pre-loading it is still done once, up front, so a
+    # corrupt image fails the run now rather than in epoch 7.
+    arrays = preload(samples, max_side, io_threads)
+    if not preload_ram:
+        arrays = None
     by_id = dict(zip((s.id for s in samples), arrays)) if arrays else {}
     pick = (lambda ss: [by_id[s.id] for s in ss]) if arrays else (lambda ss: None)
     nbytes = sum(a.nbytes + m.nbytes for a, m in arrays) if arrays else 0
