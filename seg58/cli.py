@@ -105,10 +105,36 @@ def check_data_app(cfg: DictConfig) -> None:
     print(report)
 
 
+@hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
+def bench_app(cfg: DictConfig) -> None:
+    from omegaconf import OmegaConf
+
+    from seg58.bench import format_table, run_bench, save
+    from seg58.checks import check_config
+
+    check_config(cfg)
+    tracker = None
+    if cfg.tracking.enabled:
+        from seg58.tracking import MlflowCallback
+
+        tracker = MlflowCallback(cfg.tracking.uri, "bench", f"bench-{cfg.model.arch}-{cfg.encoder.name}".lower(),
+                                 params=OmegaConf.to_container(cfg, resolve=True),
+                                 tags={"command": "bench"}, log_checkpoint=False)
+    result = run_bench(cfg, tracker)
+    out = Path(HydraConfig.get().runtime.output_dir) / "bench.json"
+    for path in filter(None, [out, cfg.bench.json and Path(cfg.bench.json)]):
+        save(result, path)
+    if tracker:
+        tracker.log_summary({f"bench/{k}": v for k, v in result.items() if isinstance(v, (int, float))})
+    print(format_table(result))
+    print(f"(json: {out})")
+
+
 # Commands besides training; each takes the same config overrides (data=..., paths.data_dir=...).
 COMMANDS = {
     "check-data": (check_data_app, ["hydra.output_subdir=null", "hydra.run.dir=.",
                                     "hydra/job_logging=stdout", "hydra/hydra_logging=none"]),
+    "bench": (bench_app, []),
 }
 
 

@@ -63,6 +63,8 @@ class TrainerConf:
     limit_train_batches: Optional[int] = None
     limit_val_batches: Optional[int] = None
     checkpoint: bool = True
+    channels_last: bool = False  # NHWC tensors: faster convolutions on tensor cores
+    compile: bool = False  # torch.compile the model (minutes of warm-up; pays off on long GPU runs)
     nonfinite: str = "skip"  # NaN/inf loss: skip the step (recorded) | stop the run
     resume: str = "auto"  # auto: continue from last.pt in this run's folder if there is one | never | a path
     progress: Optional[bool] = None  # None: a bar on a terminal, one line per epoch in logs
@@ -75,6 +77,16 @@ class TrackingConf:
     experiment_name: str = "default"
     run_name: Optional[str] = None  # None: <model>-<encoder>
     log_checkpoint: bool = True
+
+
+@dataclass
+class BenchConf:
+    warmup: int = 3  # compute-only steps before timing
+    steps: int = 10  # timed compute-only steps
+    epochs: int = 2  # timed epochs of the real training loop
+    data_batches: int = 30  # batches of the data pipeline alone
+    memory_workers: Any = "auto"  # loader workers for the memory check (auto: 2..4)
+    json: Optional[str] = None  # also write the result here (always: <run dir>/bench.json)
 
 
 @dataclass
@@ -93,6 +105,7 @@ class Seg58Conf:
     trainer: TrainerConf = field(default_factory=TrainerConf)
     tracking: TrackingConf = field(default_factory=TrackingConf)
     paths: PathsConf = field(default_factory=PathsConf)
+    bench: BenchConf = field(default_factory=BenchConf)
     seed: int = 58
 
 

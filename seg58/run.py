@@ -65,6 +65,8 @@ def build_trainer(cfg: DictConfig, device: torch.device, run_dir: Path | None, c
         limit_val_batches=cfg.trainer.limit_val_batches,
         progress=cfg.trainer.progress,
         nonfinite=cfg.trainer.nonfinite,
+        channels_last=cfg.trainer.channels_last,
+        compile_model=cfg.trainer.compile,
     )
 
 

@@ -134,6 +134,15 @@ class MlflowCallback:
         self._pending.append((epoch, batch))
         self._flush()
 
+    def log_summary(self, values: dict[str, float]) -> None:
+        """Final figures (benchmarks, best scores) at step 0, then close the run."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[
+            Metric(k, float(v), now, 0) for k, v in values.items() if math.isfinite(float(v))])
+        self.client.set_terminated(self.run_id, "FINISHED")
+
     def on_event(self, trainer: Any, key: str, value: Any) -> None:
         try:
             self.client.set_tag(self.run_id, key, str(value))

@@ -61,9 +61,13 @@ class Trainer:
         limit_val_batches: int | None = None,
         progress: bool | None = None,
         nonfinite: str = "skip",
+        channels_last: bool = False,
+        compile_model: bool = False,
     ):
         self.device = device
-        self.model = model.to(device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.to(device, memory_format=self.memory_format)
+        self._forward = torch.compile(self.model) if compile_model else self.model
         self.loss_fn = loss_fn.to(device)
         self.optimizer = optimizer(self.model.parameters())
         self._scheduler_factory = scheduler
@@ -144,7 +148,7 @@ class Trainer:
             t0 = time.perf_counter()
             images, masks = next(it)
             data_wait += time.perf_counter() - t0
-            images = images.to(self.device, non_blocking=True)
+            images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
             masks = masks.to(self.device, non_blocking=True)
             loss = self._step(images, masks)
             loss_sum += loss.detach()
@@ -176,10 +180,10 @@ class Trainer:
         for i, (images, masks) in enumerate(loader):
             if i >= n_batches:
                 break
-            images = images.to(self.device, non_blocking=True)
+            images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
             masks = masks.to(self.device, non_blocking=True)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-                logits = self.model(images)
+                logits = self._forward(images)
             loss_sum += self.loss_fn(logits.float(), masks)
             cm.update(logits.argmax(1), masks)
         result = cm.compute()
@@ -253,7 +257,7 @@ class Trainer:
         n = images.shape[0]
         for x, y in zip(images.chunk(self.accum_steps), masks.chunk(self.accum_steps)):
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-                logits = self.model(x)
+                logits = self._forward(x)
             loss = self.loss_fn(logits.float(), y)  # losses in fp32: Dice sums overflow fp16
             if not torch.isfinite(loss):  # one host sync; GradScaler syncs per step anyway
                 return self._skip_nonfinite(loss)

@@ -146,3 +146,16 @@ def test_interrupted_run_resumes_into_the_same_mlflow_run(loaders, tmp_path):
     assert run.info.status == "FINISHED"
     history = MlflowClient(uri).get_metric_history(run.info.run_id, "val/miou")
     assert sorted(m.step for m in history) == [0, 1, 2, 3]  # epoch 1 logged after the restart, once
+
+
+def test_channels_last_trains_the_same_way(loaders, tmp_path):
+    torch.manual_seed(0)
+    trainer = Trainer(
+        build_model("Unet", "tu-test_resnet", 16), smp.losses.DiceLoss("multiclass", ignore_index=255),
+        partial(torch.optim.AdamW, lr=1e-3), None, device=torch.device("cpu"), epochs=1,
+        channels_last=True, progress=False,
+    )
+    trainer.fit(*loaders)
+    convs = [p for p in trainer.model.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    assert math.isfinite(trainer.history[0]["train/loss"])

@@ -45,12 +45,13 @@ def build_splits(
     train_s, val_s = random_split(samples, val_fraction, seed)
     # Decoding validates every file; without pre-loading it is still done once, up front, so a
     # corrupt image fails the run now rather than in epoch 7.
-    arrays = preload(samples, max_side, io_threads)
-    if not preload_ram:
-        arrays = None
-    by_id = dict(zip((s.id for s in samples), arrays)) if arrays else {}
-    pick = (lambda ss: [by_id[s.id] for s in ss]) if arrays else (lambda ss: None)
-    nbytes = sum(a.nbytes + m.nbytes for a, m in arrays) if arrays else 0
+    packed = preload(samples, max_side, io_threads, keep=preload_ram)
+    position = {s.id: i for i, s in enumerate(samples)}
+
+    def pick(subset: list[Sample]):
+        return packed.subset([position[s.id] for s in subset]) if packed is not None else None
+
+    nbytes = packed.nbytes if packed is not None else 0
     log.info("data %s: %d train / %d val images, pre-loaded %.1f MB",
              folder, len(train_s), len(val_s), nbytes / 2**20)
     return DataSplits(

@@ -1,0 +1,191 @@
+"""`seg58 bench`: where a training step's time and memory go, measured in one process.
+
+Conventions follow mmsegmentation: model throughput in imgs/s without data loading (tensors
+already on the device), peak memory as torch.cuda.max_memory_allocated; CPU runs report the
+process RSS. Every figure comes from the same process and the same model, so ratios are fair.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from seg58.data.build import build_splits, resolve_root
+from seg58.data.folder import load_pair, scan_folder
+from seg58.data.transforms import train_transform, val_transform
+from seg58.run import build_trainer, make_loaders
+from seg58.runtime import available_cpus, resolve_device, resolve_threads, resolve_workers, seed_everything
+
+log = logging.getLogger(__name__)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _rss() -> int:
+    return psutil.Process().memory_info().rss
+
+
+def compute_only(trainer, images: torch.Tensor, masks: torch.Tensor, warmup: int, steps: int) -> float:
+    """Forward + backward + optimizer step on a batch already on the device: the limit."""
+    for _ in range(warmup):
+        trainer._step(images, masks)
+    _sync(trainer.device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer._step(images, masks)
+    _sync(trainer.device)
+    return steps * images.shape[0] / (time.perf_counter() - start)
+
+
+def data_only(loader, batches: int) -> float:
+    """The loader with its augmentation, and nothing else."""
+    it, n, start = iter(loader), 0, time.perf_counter()
+    for _ in range(batches):
+        try:
+            images, _ = next(it)
+        except StopIteration:
+            it = iter(loader)
+            images, _ = next(it)
+        n += images.shape[0]
+    return n / (time.perf_counter() - start)
+
+
+def worker_memory(dataset, batch_size: int, workers: int) -> tuple[int, int]:
+    """(private bytes of all workers after their first batch, growth over a full pass).
+
+    Workers fork and share the pre-loaded uint8 arrays copy-on-write; reading them copies
+    nothing, so the growth while every image is read must stay near zero rather than
+    N x the dataset. The first number is the workers' own interpreter overhead.
+    """
+    if workers == 0:
+        return 0, 0
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers,
+                                         persistent_workers=True)
+
+    def uss() -> int:
+        return sum(c.memory_full_info().uss for c in psutil.Process().children(recursive=True))
+
+    it = iter(loader)
+    for _ in range(workers):  # every worker has produced a batch
+        next(it)
+    before = uss()
+    for _ in it:
+        pass
+    for _ in loader:  # second pass: each worker has now read every image it will ever read
+        pass
+    after = uss()
+    del it, loader
+    return before, max(0, after - before)
+
+
+def _warm_up(root: Path, img_size: int) -> None:
+    """Generate/locate the data and load the decoders and transforms once, so that the pre-load
+    measurement sees the pixels and not one-off imports or the synthetic generator."""
+    sample = scan_folder(root)[0]
+    image, mask = load_pair(sample)
+    train_transform(img_size)(image=image, mask=mask)
+    val_transform(img_size)(image=image, mask=mask)
+
+
+def run_bench(cfg: DictConfig, tracker=None) -> dict[str, Any]:
+    launch = psutil.Process().create_time()
+    b = cfg.bench
+    torch.set_num_threads(resolve_threads(cfg.trainer.threads))
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.trainer.device)
+    workers = resolve_workers(cfg.trainer.num_workers, device)
+
+    d = cfg.data
+    synthetic = OmegaConf.to_container(d.synthetic) if d.synthetic else None
+    _warm_up(resolve_root(d.root, synthetic), d.img_size)  # generation, lazy imports: not data
+    rss0 = _rss()
+    splits = build_splits(d.root, d.img_size, d.val_fraction, d.split_seed, True, d.preload_max_side,
+                          synthetic)
+    preload_rss = _rss() - rss0
+    train_loader, _ = make_loaders(splits, cfg.trainer.batch_size, workers, device, cfg.seed)
+    trainer = build_trainer(cfg, device, None, [tracker] if tracker else [])
+    steps_needed = (b.warmup + b.steps + 1) + b.epochs * len(train_loader)
+    trainer.scheduler = trainer._scheduler_factory(trainer.optimizer, total_steps=steps_needed)
+
+    images, masks = next(iter(train_loader))
+    images, masks = images.to(device), masks.to(device)
+    trainer._step(images, masks)  # the first real training step
+    _sync(device)
+    first_step_s = time.time() - launch
+
+    if tracker:
+        tracker.on_fit_start(trainer)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    n_imgs, start = 0, time.perf_counter()
+    per_epoch = trainer._n_batches(train_loader, trainer.limit_train_batches) * cfg.trainer.batch_size
+    for epoch in range(b.epochs):  # the real loop: loader, AMP, scheduler, metrics, logging
+        metrics = trainer.train_epoch(train_loader, epoch)
+        n_imgs += per_epoch
+        if tracker:
+            tracker.on_epoch_end(trainer, epoch, metrics)
+    _sync(device)
+    end_to_end = n_imgs / (time.perf_counter() - start)
+    # after the loop, so both measurements see the same warm allocator and kernel caches
+    compute = compute_only(trainer, images, masks, b.warmup, b.steps)
+    peak_mb = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _rss() / 2**20
+
+    data_rate = data_only(train_loader, b.data_batches)
+    n_workers = b.memory_workers if b.memory_workers != "auto" else max(2, min(4, available_cpus()))
+    result = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
+        "model": f"{cfg.model.arch}/{cfg.encoder.name}", "img_size": d.img_size,
+        "batch_size": cfg.trainer.batch_size, "amp": cfg.trainer.amp, "loader_workers": workers,
+        "compute_imgs_per_s": compute,
+        "end_to_end_imgs_per_s": end_to_end,
+        "end_to_end_ratio": end_to_end / compute,
+        "data_imgs_per_s": data_rate,
+        "data_imgs_per_s_per_core": data_rate / max(1, workers),
+        "data_to_model_ratio_per_core": data_rate / max(1, workers) / compute,
+        "pixel_bytes": splits.pixel_bytes,
+        "preload_rss_bytes": preload_rss,
+        "preload_rss_ratio": preload_rss / max(1, splits.pixel_bytes),
+        "memory_workers": n_workers,
+        "peak_mem_mb": peak_mb,
+        "launch_to_first_step_s": first_step_s,
+    }
+    base, growth = worker_memory(splits.train, cfg.trainer.batch_size, n_workers)
+    result.update(worker_base_bytes=base, worker_growth_bytes=growth,
+                  preload_rss_ratio_with_workers=(preload_rss + growth) / max(1, splits.pixel_bytes))
+    return result
+
+
+def format_table(r: dict[str, Any]) -> str:
+    mb = 2**20
+    rows = [
+        ("device / model", f"{r['device']} / {r['model']} @ {r['img_size']} px, batch {r['batch_size']}, amp={r['amp']}"),
+        ("1 compute-only (model fwd+bwd+step)", f"{r['compute_imgs_per_s']:.1f} imgs/s"),
+        ("2 end-to-end training loop", f"{r['end_to_end_imgs_per_s']:.1f} imgs/s = {r['end_to_end_ratio']:.3f} x (1)"),
+        ("3 data pipeline alone", f"{r['data_imgs_per_s']:.1f} imgs/s with {r['loader_workers']} workers; "
+                                  f"{r['data_imgs_per_s_per_core']:.1f} per core = "
+                                  f"{r['data_to_model_ratio_per_core']:.1f} x the model's rate"),
+        ("4 pre-load RSS vs raw uint8 pixels", f"{r['preload_rss_bytes'] / mb:.1f} MB vs {r['pixel_bytes'] / mb:.1f} MB "
+                                               f"= {r['preload_rss_ratio']:.2f} x"),
+        (f"  with {r['memory_workers']} loader workers", f"+{r['worker_growth_bytes'] / mb:.1f} MB copied while reading "
+                                                         f"every image = {r['preload_rss_ratio_with_workers']:.2f} x "
+                                                         f"(workers' own baseline {r['worker_base_bytes'] / mb:.0f} MB)"),
+        ("5 launch to first training step", f"{r['launch_to_first_step_s']:.1f} s"),
+        ("peak memory (training)", f"{r['peak_mem_mb']:.0f} MB"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def save(result: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **result}, indent=2))
