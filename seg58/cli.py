@@ -72,9 +72,15 @@ def train_app(cfg: DictConfig) -> float:
         "hydra.output_dir": hc.runtime.output_dir,
         "hydra.job.num": str(hc.job.get("num", 0)),
     }
+    tags.update({str(k): str(v) for k, v in cfg.tracking.tags.items()})
     if commit:
         tags["mlflow.source.git.commit"] = commit
         tags["git.dirty"] = str(dirty).lower()
+    if hc.mode == RunMode.MULTIRUN:
+        tags["sweep.cell"] = " ".join(hc.overrides.task)
+        parent = os.environ.get("SEG58_PARENT_RUN_ID")
+        if parent and os.environ.get("SEG58_PARENT_EXPERIMENT") == cfg.tracking.experiment_name:
+            tags["sweep.parent_run_id"] = parent
     run_dir = Path(hc.runtime.output_dir)
     if hc.mode == RunMode.RUN and cfg.trainer.resume == "auto":
         previous = unfinished_run(run_dir, list(hc.overrides.task))
@@ -140,6 +146,10 @@ COMMANDS = {
 
 def main() -> None:
     """`seg58 [COMMAND] [overrides]`: training by default; see COMMANDS for the others."""
+    if len(sys.argv) > 1 and sys.argv[1] in ("report", "rerun"):  # plain arguments, no config
+        from seg58 import report
+
+        sys.exit((report.main if sys.argv[1] == "report" else report.rerun_main)(sys.argv[2:]))
     if len(sys.argv) > 1 and sys.argv[1] in COMMANDS:
         app, extra = COMMANDS[sys.argv.pop(1)]
         sys.argv[1:1] = extra

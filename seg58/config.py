@@ -63,6 +63,7 @@ class TrainerConf:
     limit_train_batches: Optional[int] = None
     limit_val_batches: Optional[int] = None
     checkpoint: bool = True
+    visuals: int = 4  # best epoch: IoU bars, confusion matrix, overlays of this many val images (0: off)
     channels_last: bool = False  # NHWC tensors: faster convolutions on tensor cores
     compile: bool = False  # torch.compile the model (minutes of warm-up; pays off on long GPU runs)
     nonfinite: str = "skip"  # NaN/inf loss: skip the step (recorded) | stop the run
@@ -77,6 +78,7 @@ class TrackingConf:
     experiment_name: str = "default"
     run_name: Optional[str] = None  # None: <model>-<encoder>
     log_checkpoint: bool = True
+    tags: dict[str, str] = field(default_factory=dict)  # extra run tags (e.g. source_run of a rerun)
 
 
 @dataclass

@@ -30,9 +30,7 @@ class ConfusionMatrix:
         """
         m = self.matrix.double().cpu()
         tp = m.diag()
-        gt = m.sum(1)
-        union = gt + m.sum(0) - tp
-        iou = [float(tp[c] / union[c]) if gt[c] > 0 else math.nan for c in range(self.num_classes)]
+        iou = iou_per_class(m)
         present = [v for v in iou if not math.isnan(v)]
         total = float(m.sum())
         return {
@@ -40,3 +38,12 @@ class ConfusionMatrix:
             "iou": iou,
             "pixel_acc": float(tp.sum()) / total if total else math.nan,
         }
+
+
+def iou_per_class(matrix: torch.Tensor) -> list[float]:
+    """IoU of each class from a (truth x prediction) confusion matrix; NaN where the class is
+    absent from the ground truth."""
+    m = torch.as_tensor(matrix).double()
+    tp, gt = m.diag(), m.sum(1)
+    union = gt + m.sum(0) - tp
+    return [float(tp[c] / union[c]) if gt[c] > 0 else math.nan for c in range(m.shape[0])]

@@ -110,6 +110,11 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
     train_loader, val_loader = make_loaders(splits, cfg.trainer.batch_size, workers, device, cfg.seed)
 
     callbacks = []
+    visuals_dir = run_dir / "visuals" if run_dir and cfg.trainer.visuals else None
+    if visuals_dir is not None:  # before the tracker, which logs the folder at the end
+        from seg58.visuals import BestEpochVisuals
+
+        callbacks.append(BestEpochVisuals(splits.val, visuals_dir, cfg.trainer.visuals))
     if cfg.tracking.enabled:
         from seg58.tracking import MlflowCallback
 
@@ -122,6 +127,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
             artifact_dirs={".hydra": run_dir / ".hydra"} if run_dir else None,
             log_checkpoint=cfg.tracking.log_checkpoint,
             run_id_file=run_dir / "mlflow_run_id" if run_dir else None,
+            parent_run_id=(tags or {}).get("sweep.parent_run_id"),
+            end_artifact_dirs={"visuals": visuals_dir} if visuals_dir else None,
         ))
     trainer = build_trainer(cfg, device, run_dir, callbacks)
     summary = trainer.fit(train_loader, val_loader, resume_checkpoint(cfg.trainer.resume, run_dir))

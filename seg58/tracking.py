@@ -58,6 +58,8 @@ class MlflowCallback:
         artifact_dirs: dict[str, Path] | None = None,
         log_checkpoint: bool = True,
         run_id_file: Path | None = None,
+        parent_run_id: str | None = None,
+        end_artifact_dirs: dict[str, Path] | None = None,
     ):
         self.uri = resolve_uri(uri)
         self.experiment_name = experiment_name
@@ -67,6 +69,9 @@ class MlflowCallback:
         self.artifact_dirs = artifact_dirs or {}
         self.log_checkpoint = log_checkpoint
         self.run_id_file = Path(run_id_file) if run_id_file else None
+        self.end_artifact_dirs = end_artifact_dirs or {}  # logged when training ends
+        if parent_run_id:  # nested under a sweep's run in the MLflow UI
+            self.tags = {**self.tags, "mlflow.parentRunId": parent_run_id}
         self.client: Any = None
         self._pending: list[tuple[int, list]] = []  # (epoch, metrics) not yet accepted by MLflow
         self.run_id: str | None = None
@@ -182,6 +187,9 @@ class MlflowCallback:
         best = trainer.checkpoint_dir / "best.pt" if trainer.checkpoint_dir else None
         if self.log_checkpoint and best is not None and best.is_file():
             self.client.log_artifact(self.run_id, str(best), artifact_path="checkpoints")
+        for name, folder in self.end_artifact_dirs.items():
+            if Path(folder).is_dir():
+                self.client.log_artifacts(self.run_id, str(folder), artifact_path=name)
         self.client.set_terminated(self.run_id, "FINISHED")
 
     def _dump_pending(self) -> None:

@@ -93,6 +93,7 @@ class Trainer:
         self.accum_steps = 1  # doubled on out-of-memory; the effective batch stays the same
         self.global_step = 0
         self._nonfinite_in_epoch = 0
+        self.last_confusion: torch.Tensor | None = None  # of the latest validation, on the CPU
         self.meta: dict[str, Any] = {}  # saved in checkpoints; callbacks may note ids here
 
     # -- public -------------------------------------------------------------------------
@@ -187,6 +188,7 @@ class Trainer:
             loss_sum += self.loss_fn(logits.float(), masks)
             cm.update(logits.argmax(1), masks)
         result = cm.compute()
+        self.last_confusion = cm.matrix.cpu()
         metrics = {
             "val/loss": float(loss_sum) / max(1, n_batches),
             "val/miou": result["miou"],

@@ -26,6 +26,7 @@ def test_single_run_logs_params_metrics_tags_and_artifacts(cli, tmp_path):
     t = run.data.tags
     assert (t["model"], t["encoder"], t["data"], t["experiment"]) == ("unet", "tiny", "synthetic", "smoke")
     assert "optim.lr=3e-3" in t["overrides"]
+    assert "mlflow.parentRunId" not in t  # single runs stay flat
     client = MlflowClient(uri)
     for key in ("train/loss", "val/loss", "val/miou", "val/pixel_acc", "lr", "val/iou/clean",
                 "perf/train_imgs_per_s", "perf/step_imgs_per_s", "perf/epoch_time_s",

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import segmentation_models_pytorch as smp
 import torch
-from conftest import mlflow_runs
+from conftest import free_port, mlflow_runs, start_mlflow_server
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
@@ -222,37 +222,14 @@ def test_kill_9_then_the_same_command_resumes_into_the_same_run(cli, tmp_path, c
     assert unfinished_run(first_dir.parent / "99-99-99", args) is None
 
 
-def _start_mlflow_server(port: int, store: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{store / 'server.db'}",
-         "--artifacts-destination", str(store / "artifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import urllib.request
-
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-            return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("mlflow server did not start")
-
-
 def test_tracking_server_outage_mid_run_loses_nothing(loaders, tmp_path, monkeypatch):
     """A real `mlflow server` goes down after epoch 0 and comes back after epoch 2."""
-    import socket
-
     from seg58.tracking import MlflowCallback
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = [_start_mlflow_server(port, tmp_path)]
+    port = free_port()
+    server = [start_mlflow_server(port, tmp_path)]
 
     class Outage:
         def on_fit_start(self, trainer): ...
@@ -263,7 +240,7 @@ def test_tracking_server_outage_mid_run_loses_nothing(loaders, tmp_path, monkeyp
                 server[0].terminate()
                 server[0].wait()
             elif epoch == 2:
-                server[0] = _start_mlflow_server(port, tmp_path)
+                server[0] = start_mlflow_server(port, tmp_path)
 
     uri = f"http://127.0.0.1:{port}"
     tracker = MlflowCallback(uri, "outage", "r", params={"x": 1}, run_id_file=tmp_path / "rid",

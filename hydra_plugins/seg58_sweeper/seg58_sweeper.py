@@ -25,6 +25,7 @@ from hydra.core.utils import JobReturn, JobStatus
 log = logging.getLogger(__name__)
 
 CONCURRENT_JOBS_ENV = "SEG58_CONCURRENT_JOBS"
+PARENT_RUN_ENV = "SEG58_PARENT_RUN_ID"  # jobs nest their MLflow run under the sweep's run
 SUMMARY_FILE = "sweep_summary.json"
 
 
@@ -73,10 +74,12 @@ class Seg58Sweeper(BasicSweeper):
 
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
-        returns, cells, idx = [], [], 0
+        returns, cells, idx, parent = [], [], 0, None
         while not self.is_done():
             batch = self.get_job_batch()
             self.validate_batch_is_legal(batch)
+            if parent is None and self.config.tracking.enabled:
+                parent = self._start_parent_run(sweep_dir, arguments)
             results = self.launcher.launch(batch, initial_job_idx=idx)
             infos = getattr(self.launcher, "job_infos", None) or [{} for _ in results]
             cells += [_cell(idx + i, r, info, sweep_dir) for i, (r, info) in enumerate(zip(results, infos))]
@@ -84,9 +87,12 @@ class Seg58Sweeper(BasicSweeper):
             returns.append(results)
 
         self._close_lost_runs(cells)
-        (sweep_dir / SUMMARY_FILE).write_text(json.dumps({"sweep_dir": str(sweep_dir), "cells": cells}, indent=2))
-        log.info("sweep summary (%s):\n%s", sweep_dir / SUMMARY_FILE, format_summary(cells))
         failed = [c for c in cells if c["status"] != "COMPLETED"]
+        (sweep_dir / SUMMARY_FILE).write_text(json.dumps(
+            {"sweep_dir": str(sweep_dir), "mlflow_parent_run_id": parent, "cells": cells}, indent=2))
+        log.info("sweep summary (%s):\n%s", sweep_dir / SUMMARY_FILE, format_summary(cells))
+        if parent is not None:
+            self._finish_parent_run(parent, failed)
         if failed:
             raise UserFacingError(
                 f"{len(failed)} of {len(cells)} sweep jobs did not complete:\n"
@@ -96,6 +102,41 @@ class Seg58Sweeper(BasicSweeper):
             )
         return returns
 
+
+    def _start_parent_run(self, sweep_dir: Path, arguments: list[str]) -> str:
+        """One MLflow run for the whole sweep; the jobs' runs nest under it in the UI."""
+        from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
+
+        from seg58.mlflow_store import experiment_id, resolve_uri
+
+        uri = resolve_uri(self.config.tracking.uri)
+        client = MlflowClient(uri)
+        name = self.config.tracking.experiment_name
+        spec = " ".join(arguments) or f"rerun of {self.rerun}"
+        run = client.create_run(experiment_id(client, name, uri), run_name=f"sweep {sweep_dir.parent.name}/{sweep_dir.name}",
+                                tags={"seg58.sweep": "true", "sweep.overrides": spec, "sweep.dir": str(sweep_dir)})
+        params = [Param(a.split("=", 1)[0].lstrip("+~"), a.split("=", 1)[1][:6000]) for a in arguments if "=" in a]
+        if params:
+            client.log_batch(run.info.run_id, params=params[:100])
+        os.environ[PARENT_RUN_ENV] = run.info.run_id
+        os.environ[PARENT_RUN_ENV.replace("RUN_ID", "EXPERIMENT")] = name
+        log.info("MLflow sweep run %s (%s)", run.info.run_id, spec)
+        return run.info.run_id
+
+    def _finish_parent_run(self, parent: str, failed: list[dict]) -> None:
+        from mlflow.tracking import MlflowClient
+
+        from seg58.mlflow_store import resolve_uri
+        from seg58.report import publish, to_markdown
+
+        client = MlflowClient(resolve_uri(self.config.tracking.uri))
+        try:
+            rows = publish(client, parent)
+            log.info("leaderboard (MLflow sweep run %s; rebuild with `seg58 report %s`):\n%s",
+                     parent, self.config.hydra.sweep.dir, to_markdown(rows))
+        finally:
+            client.set_terminated(parent, "FAILED" if failed else "FINISHED")
 
     def _close_lost_runs(self, cells: list[dict]) -> None:
         """Jobs that ended without a result (cancelled, killed) never closed their MLflow run."""

@@ -1,0 +1,210 @@
+"""Sweep leaderboards from MLflow alone: `seg58 report <sweep folder | parent run id>`.
+
+The sweeper calls the same code at the end of every sweep and logs the result to the sweep's
+parent run, so the table and the plot can always be rebuilt later from the tracking store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+PARENT_TAG = "mlflow.parentRunId"
+COLUMNS = ["rank", "run", "overrides", "best_val_miou", "best_epoch", "imgs_per_s",
+           "peak_mem_mb", "time_s", "status"]
+
+
+def children(client: Any, parent_id: str) -> list[Any]:
+    parent = client.get_run(parent_id)
+    return client.search_runs([parent.info.experiment_id],
+                              filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'", max_results=5000)
+
+
+def _mean(history: list[Any]) -> float:
+    values = [m.value for m in history]
+    return sum(values) / len(values) if values else math.nan
+
+
+def leaderboard(client: Any, parent_id: str) -> list[dict[str, Any]]:
+    """One row per child run, best validation mIoU first (failed runs last)."""
+    rows = []
+    for run in children(client, parent_id):
+        m, info = run.data.metrics, run.info
+        end = info.end_time or info.start_time
+        rows.append({
+            "run": info.run_name,
+            "run_id": info.run_id,
+            "overrides": run.data.tags.get("sweep.cell", run.data.tags.get("overrides", "")),
+            "best_val_miou": m.get("best/val_miou", max(
+                (x.value for x in client.get_metric_history(info.run_id, "val/miou")), default=math.nan)),
+            "best_epoch": int(m["best/epoch"]) + 1 if "best/epoch" in m else None,
+            "imgs_per_s": _mean(client.get_metric_history(info.run_id, "perf/train_imgs_per_s")),
+            "peak_mem_mb": max((x.value for x in client.get_metric_history(info.run_id, "perf/peak_mem_mb")),
+                               default=math.nan),
+            "time_s": (end - info.start_time) / 1000 if end else math.nan,
+            "status": info.status,
+        })
+    _keep_varying_overrides(rows)
+    rows.sort(key=lambda r: (r["status"] != "FINISHED", -(r["best_val_miou"] if math.isfinite(r["best_val_miou"]) else -1)))
+    for i, r in enumerate(rows, 1):
+        r["rank"] = i
+    return rows
+
+
+def _keep_varying_overrides(rows: list[dict[str, Any]]) -> None:
+    """Show what differs between the cells (the swept values), not what they share."""
+    tokens = [r["overrides"].split() for r in rows]
+    common = set.intersection(*map(set, tokens)) if len(rows) > 1 else set()
+    for r, t in zip(rows, tokens):
+        r["overrides"] = " ".join(x for x in t if x not in common)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4f}" if abs(value) < 1 else f"{value:.1f}"
+    return "-" if value is None else str(value)
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=[*COLUMNS, "run_id"], extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def plot_curves(client: Any, rows: list[dict[str, Any]], path: Path, metric: str = "val/miou") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    for r in rows:
+        history = sorted(client.get_metric_history(r["run_id"], metric), key=lambda m: m.step)
+        if history:
+            ax.plot([m.step + 1 for m in history], [m.value for m in history], marker="o", markersize=3,
+                    label=f"#{r['rank']} {r['overrides'] or r['run']} ({_fmt(r['best_val_miou'])})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} per epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def publish(client: Any, parent_id: str) -> list[dict[str, Any]]:
+    """Build the leaderboard and the curve plot and log both to the parent run."""
+    rows = leaderboard(client, parent_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "leaderboard.md").write_text(to_markdown(rows) + "\n")
+        (folder / "leaderboard.csv").write_text(to_csv(rows))
+        if rows:
+            plot_curves(client, rows, folder / "val_miou_curves.png")
+        client.log_artifacts(parent_id, str(folder), artifact_path="report")
+    finished = [r for r in rows if r["status"] == "FINISHED"]
+    if finished:
+        client.set_tag(parent_id, "best.run", finished[0]["run"])
+        client.set_tag(parent_id, "best.overrides", finished[0]["overrides"])
+        client.log_metric(parent_id, "best/val_miou", finished[0]["best_val_miou"])
+    return rows
+
+
+def parent_id_of(target: str) -> str:
+    """A sweep folder (its sweep_summary.json names the parent run) or a run id."""
+    path = Path(target)
+    summary = path / "sweep_summary.json"
+    if summary.is_file():
+        parent = json.loads(summary.read_text()).get("mlflow_parent_run_id")
+        if not parent:
+            raise SystemExit(f"{summary} names no MLflow parent run (tracking was off?)")
+        return parent
+    if path.exists():
+        raise SystemExit(f"{target}: no sweep_summary.json there")
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="seg58 report", description=__doc__.splitlines()[0])
+    parser.add_argument("target", help="multirun/<date>/<time> folder, or the sweep's parent run id")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
+    parser.add_argument("--no-log", action="store_true", help="print only; do not re-log to the parent run")
+    args = parser.parse_args(argv)
+    from mlflow.tracking import MlflowClient
+
+    from seg58.mlflow_store import resolve_uri
+
+    client = MlflowClient(resolve_uri(args.tracking_uri))
+    parent = parent_id_of(args.target)
+    rows = leaderboard(client, parent) if args.no_log else publish(client, parent)
+    print(f"{client.get_run(parent).info.run_name} (MLflow parent run {parent}): {len(rows)} runs")
+    print(to_markdown(rows))
+    return 0
+
+
+def rerun_main(argv: list[str] | None = None) -> int:
+    """`seg58 rerun RUN_ID [overrides]`: the same command as a past run, as a new run tagged
+    with its source. The config is recomposed from the run's logged .hydra/overrides.yaml and
+    compared with its logged config.yaml, so a changed default is reported, not hidden."""
+    parser = argparse.ArgumentParser(prog="seg58 rerun", description=rerun_main.__doc__.splitlines()[0])
+    parser.add_argument("run_id")
+    parser.add_argument("overrides", nargs="*", help="extra overrides, applied last")
+    parser.add_argument("--tracking-uri", default=None)
+    args = parser.parse_args(argv)
+    import subprocess
+
+    from hydra import compose, initialize_config_dir
+    from mlflow.tracking import MlflowClient
+    from omegaconf import OmegaConf
+
+    from seg58.cli import config_dir
+    from seg58.mlflow_store import resolve_uri
+
+    uri = resolve_uri(args.tracking_uri)
+    client = MlflowClient(uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(client.download_artifacts(args.run_id, ".hydra", tmp))
+        overrides = [str(o) for o in OmegaConf.load(folder / "overrides.yaml")]
+        logged = OmegaConf.load(folder / "config.yaml")
+    with initialize_config_dir(config_dir(), version_base="1.3"):
+        now = compose("config", overrides=overrides)
+    before, after = _flat(logged), _flat(now)
+    changed = sorted(k for k in set(before) | set(after)
+                     if before.get(k) != after.get(k) and not k.startswith("paths."))
+    if changed:
+        print(f"note: today's defaults differ from run {args.run_id} for: {', '.join(changed)}")
+    command = [sys.executable, "-m", "seg58", *overrides, f"++tracking.tags.source_run={args.run_id}",
+               *args.overrides]
+    print("rerun:", " ".join(command[2:]))
+    return subprocess.call(command, env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+
+
+def _flat(cfg: Any) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    from seg58.tracking import flatten
+
+    return flatten(OmegaConf.to_container(cfg, resolve=False))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
