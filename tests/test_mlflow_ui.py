@@ -1,0 +1,76 @@
+"""The MLflow UI really shows a sweep as a parent run with nested children: headless Chromium
+(Debian's chromium + chromedriver, driven by selenium) against a real `mlflow server`.
+CI installs the browser and sets SEG58_REQUIRE_UI=1, so there this test runs or fails."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from conftest import mlflow_runs
+
+SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
+
+
+@pytest.fixture
+def browser():
+    missing = [b for b in ("chromium", "chromedriver") if shutil.which(b) is None]
+    try:
+        from selenium import webdriver
+    except ImportError:
+        missing.append("selenium")
+    if missing:
+        if os.environ.get("SEG58_REQUIRE_UI") == "1":
+            pytest.fail(f"UI test requirements missing: {missing}")
+        pytest.skip(f"needs {missing} (apt-get install chromium chromium-driver; pip install selenium)")
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    opts = Options()
+    opts.binary_location = shutil.which("chromium")
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1600,1000", "--no-first-run", "--disable-quic", "--disable-sync",
+                "--disable-background-networking", "--disable-component-update"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    yield driver
+    driver.quit()
+
+
+def _wait_for_text(driver, text: str, timeout: float = 30) -> str:
+    from selenium.webdriver.common.by import By
+
+    end = time.time() + timeout
+    while time.time() < end:
+        body = driver.find_element(By.TAG_NAME, "body").text
+        if text in body:
+            return body
+        time.sleep(0.3)
+    raise AssertionError(f"{text!r} not shown; page says: {body[:1500]}")
+
+
+def test_ui_lists_the_sweep_with_its_nested_runs(cli, mlflow_server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    res = cli("-m", *SMOKE, "encoder.name=tu-test_resnet,tu-test_convnext", env={"MLFLOW_TRACKING_URI": mlflow_server})
+    assert res.returncode == 0, res.stderr[-2000:]
+    (parent,) = [r for r in mlflow_runs(mlflow_server, "smoke", include_sweeps=True)
+                 if r.data.tags.get("seg58.sweep") == "true"]
+
+    browser.get(f"{mlflow_server}/#/experiments/{parent.info.experiment_id}/runs")
+    body = _wait_for_text(browser, parent.info.run_name)
+    assert "unet-tu-test_resnet" not in body  # children are folded under the sweep
+    link = browser.find_element(By.PARTIAL_LINK_TEXT, "sweep ")
+    cell = link.find_element(By.XPATH, "./ancestor::div[@role='gridcell'][1]")
+    cell.find_element(By.TAG_NAME, "button").click()  # the expand (+) toggle of the parent
+    _wait_for_text(browser, "unet-tu-test_resnet")
+    body = _wait_for_text(browser, "unet-tu-test_convnext")
+    assert "3 matching runs" in body
+    shot = Path(os.environ.get("SEG58_ARTIFACTS_DIR", tmp_path)) / "mlflow_ui_sweep.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(shot))
+    print(f"screenshot: {shot}")
+    assert shot.stat().st_size > 10_000
