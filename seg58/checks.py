@@ -7,6 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from seg58.data.splits import GROUP_SPLITS
 from seg58.models import compatibility_problems
 
 
@@ -26,6 +27,11 @@ def config_problems(cfg: DictConfig) -> list[str]:
     problems = compatibility_problems(cfg.model.arch, cfg.encoder.name, cfg.data.img_size)
     problems += _positive(cfg, "data.img_size", "trainer.epochs", "trainer.batch_size",
                           "optim.lr", "trainer.limit_train_batches", "trainer.limit_val_batches")
+    if cfg.data.split != "random" and cfg.data.split not in GROUP_SPLITS:
+        problems.append(f"data.split={cfg.data.split!r}; valid: random, {', '.join(GROUP_SPLITS)}")
+    elif cfg.data.split in GROUP_SPLITS and not cfg.data.split_holdout:
+        problems.append(f"data.split={cfg.data.split} needs data.split_holdout=<a value of the "
+                        f"{GROUP_SPLITS[cfg.data.split]} column>")
     if not 0.0 < cfg.data.val_fraction < 1.0:
         problems.append(f"data.val_fraction={cfg.data.val_fraction} must be between 0 and 1")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.trainer.device):

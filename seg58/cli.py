@@ -105,7 +105,7 @@ def check_data_app(cfg: DictConfig) -> None:
     try:
         report = check_dataset(d.root, d.val_fraction, d.split_seed,
                                dict(d.synthetic) if d.synthetic else None,
-                               d.preload_max_side or 1024)
+                               d.preload_max_side or 1024, split=d.split, holdout=d.split_holdout)
     except DataError as e:
         raise UserFacingError(str(e)) from None
     print(report)
@@ -136,20 +136,66 @@ def bench_app(cfg: DictConfig) -> None:
     print(f"(json: {out})")
 
 
+def _user_errors():
+    from seg58.checkpoints import CheckpointError
+    from seg58.checks import ConfigError
+    from seg58.data.folder import DataError
+    from seg58.mlflow_store import TrackingError
+
+    return ConfigError, DataError, TrackingError, CheckpointError, ValueError
+
+
+@hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
+def evaluate_app(cfg: DictConfig) -> None:
+    import json
+
+    from seg58.errors import UserFacingError
+    from seg58.evaluate import run_evaluate
+
+    try:
+        result = run_evaluate(cfg, list(HydraConfig.get().overrides.task))
+    except _user_errors() as e:
+        raise UserFacingError(str(e)) from None
+    print(json.dumps(result, indent=2))
+
+
+@hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
+def predict_app(cfg: DictConfig) -> None:
+    from seg58.errors import UserFacingError
+    from seg58.evaluate import run_predict
+
+    try:
+        files = run_predict(cfg, list(HydraConfig.get().overrides.task))
+    except _user_errors() as e:
+        raise UserFacingError(str(e)) from None
+    print(f"wrote masks and overlays of {len(files)} image(s) to {cfg.infer.output}")
+
+
 # Commands besides training; each takes the same config overrides (data=..., paths.data_dir=...).
 COMMANDS = {
     "check-data": (check_data_app, ["hydra.output_subdir=null", "hydra.run.dir=.",
                                     "hydra/job_logging=stdout", "hydra/hydra_logging=none"]),
     "bench": (bench_app, []),
+    "evaluate": (evaluate_app, []),
+    "predict": (predict_app, []),
+}
+
+
+# Commands with ordinary arguments (they compose no run config).
+PLAIN_COMMANDS = {
+    "report": "seg58.report:main",
+    "rerun": "seg58.report:rerun_main",
+    "import-artefact": "seg58.data.artefact_import:main",
 }
 
 
 def main() -> None:
     """`seg58 [COMMAND] [overrides]`: training by default; see COMMANDS for the others."""
-    if len(sys.argv) > 1 and sys.argv[1] in ("report", "rerun"):  # plain arguments, no config
-        from seg58 import report
+    if len(sys.argv) > 1 and sys.argv[1] in PLAIN_COMMANDS:  # plain arguments, no config
+        import importlib
 
-        sys.exit((report.main if sys.argv[1] == "report" else report.rerun_main)(sys.argv[2:]))
+        module, func = PLAIN_COMMANDS[sys.argv[1]].split(":")
+        sys.exit(getattr(importlib.import_module(module), func)(sys.argv[2:]))
     if len(sys.argv) > 1 and sys.argv[1] in COMMANDS:
         app, extra = COMMANDS[sys.argv.pop(1)]
         sys.argv[1:1] = extra

@@ -23,6 +23,8 @@ class DataConf:
     root: str = MISSING  # dataset folder; for synthetic data, the cache folder it is written to
     img_size: int = 128
     val_fraction: float = 0.2
+    split: str = "random"  # random (seeded, stratified by material) | leave_one_material_out | leave_one_content_out
+    split_holdout: Optional[str] = None  # the material/content held out by the leave-one-out splits
     split_seed: int = 0
     preload: bool = True  # decode once into RAM as uint8
     preload_max_side: Optional[int] = None  # downsize huge scans at load time
@@ -92,6 +94,19 @@ class BenchConf:
 
 
 @dataclass
+class InferConf:
+    checkpoint: Optional[str] = None  # a best.pt / last.pt ...
+    run_id: Optional[str] = None  # ... or an MLflow run: its best checkpoint and logged config
+    mode: str = "whole"  # whole: one padded pass | slide: overlapping windows
+    resolution: Optional[int] = None  # longest side to infer at; None: data.img_size (whole), as loaded (slide)
+    window: Optional[int] = None  # slide window; None: data.img_size
+    overlap: float = 0.25
+    split: str = "val"  # evaluate: val | train | all
+    input: Optional[str] = None  # predict: an image or a folder of images
+    output: str = "predictions"  # predict: where <name>_mask.png and <name>_overlay.png go
+
+
+@dataclass
 class PathsConf:
     data_dir: str = "data"
     cache_dir: str = "data/cache"
@@ -108,6 +123,7 @@ class Seg58Conf:
     tracking: TrackingConf = field(default_factory=TrackingConf)
     paths: PathsConf = field(default_factory=PathsConf)
     bench: BenchConf = field(default_factory=BenchConf)
+    infer: InferConf = field(default_factory=InferConf)
     seed: int = 58
 
 

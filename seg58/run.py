@@ -101,7 +101,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
         splits = build_splits(
             d.root, d.img_size, d.val_fraction, d.split_seed, d.preload, d.preload_max_side,
             OmegaConf.to_container(d.synthetic) if d.synthetic else None,
-            io_threads=max(1, threads),
+            io_threads=max(1, threads), split=d.split, holdout=d.split_holdout,
         )
     except DataError as e:
         if cfg.tracking.enabled:  # the attempt is on record, with why; nothing else is written

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from seg58.data.dataset import SegmentationDataset, preload
 from seg58.data.folder import Sample, scan_folder
-from seg58.data.splits import random_split
+from seg58.data.splits import make_split
 from seg58.data.synthetic import ensure_synthetic
 from seg58.data.transforms import train_transform, val_transform
 
@@ -39,10 +39,12 @@ def build_splits(
     max_side: int | None = None,
     synthetic: dict | None = None,
     io_threads: int = 4,
+    split: str = "random",
+    holdout: str | None = None,
 ) -> DataSplits:
     folder = resolve_root(root, synthetic)
     samples: list[Sample] = scan_folder(folder)
-    train_s, val_s = random_split(samples, val_fraction, seed)
+    train_s, val_s = make_split(samples, split, val_fraction, seed, holdout)
     # Decoding validates every file; without pre-loading it is still done once, up front, so a
     # corrupt image fails the run now rather than in epoch 7.
     packed = preload(samples, max_side, io_threads, keep=preload_ram)

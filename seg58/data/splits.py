@@ -30,3 +30,29 @@ def random_split(samples: list[Sample], val_fraction: float, seed: int) -> tuple
     val = [s for _, s in ranked[:n_val]]
     train = [s for _, s in ranked[n_val:]]
     return sorted(train, key=lambda s: s.id), sorted(val, key=lambda s: s.id)
+
+
+GROUP_SPLITS = {"leave_one_material_out": "material", "leave_one_content_out": "content"}
+
+
+def group_split(samples: list[Sample], key: str, holdout: str) -> tuple[list[Sample], list[Sample]]:
+    """ARTeFACT's own protocol: every image of one material (or content type) is held out for
+    validation, so no material/content is seen on both sides."""
+    values = sorted({getattr(s, key) for s in samples})
+    if not holdout or holdout not in values:
+        raise DataError([f"data.split_holdout={holdout!r} is not a {key} in this dataset; "
+                         f"valid: {values} (the {key} column of metadata.csv)"])
+    val = [s for s in samples if getattr(s, key) == holdout]
+    train = [s for s in samples if getattr(s, key) != holdout]
+    if not train:
+        raise DataError([f"holding out {key}={holdout!r} leaves no training images"])
+    return train, val
+
+
+def make_split(samples: list[Sample], kind: str, val_fraction: float, seed: int,
+               holdout: str | None = None) -> tuple[list[Sample], list[Sample]]:
+    if kind == "random":
+        return random_split(samples, val_fraction, seed)
+    if kind in GROUP_SPLITS:
+        return group_split(samples, GROUP_SPLITS[kind], holdout or "")
+    raise ValueError(f"data.split={kind!r}; valid: random, {', '.join(GROUP_SPLITS)}")

@@ -1,0 +1,130 @@
+"""`seg58 import-artefact`: the Hugging Face ARTeFACT parquet shards -> our on-disk format.
+
+ARTeFACT (danielaivanova/damaged-media, AFL-3.0) ships as parquet with columns id, image and
+annotation (HF Image structs: {bytes, path}), material, content, type, ... Rows are streamed
+one record batch at a time, so 37 MP scans never sit in memory all at once; `--max-side`
+writes a resized copy (area filter for images, nearest for masks) for fast training.
+The output appears atomically: written to a temporary folder, renamed when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from PIL import Image
+
+from seg58.data.folder import fitted_size  # also raises PIL's pixel limit for huge scans
+
+HF_REPO = "danielaivanova/damaged-media"
+META_COLUMNS = ("material", "content", "type")
+
+
+def _bytes_of(cell: Any) -> bytes:
+    if isinstance(cell, dict):  # HF Image feature: {"bytes": ..., "path": ...}
+        if cell.get("bytes"):
+            return cell["bytes"]
+        raise ValueError(f"image cell without bytes (path={cell.get('path')!r})")
+    if isinstance(cell, (bytes, bytearray)):
+        return bytes(cell)
+    raise ValueError(f"unsupported image cell of type {type(cell).__name__}")
+
+
+def _rows(shards: list[Path]) -> Iterator[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    for shard in shards:
+        parquet = pq.ParquetFile(shard)
+        missing = {"id", "image", "annotation"} - set(parquet.schema_arrow.names)
+        if missing:
+            raise ValueError(f"{shard}: missing columns {sorted(missing)} (has {parquet.schema_arrow.names})")
+        for batch in parquet.iter_batches(batch_size=4):
+            yield from batch.to_pylist()
+
+
+def _safe_id(value: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value)).strip("._") or "item"
+
+
+def convert_row(row: dict[str, Any], out: Path, max_side: int | None) -> dict[str, str]:
+    name = _safe_id(row["id"])
+    with Image.open(io.BytesIO(_bytes_of(row["image"]))) as im, \
+            Image.open(io.BytesIO(_bytes_of(row["annotation"]))) as mk:
+        if im.size != mk.size:
+            raise ValueError(f"id {row['id']}: image {im.size} and annotation {mk.size} differ")
+        if mk.mode not in ("L", "P"):
+            raise ValueError(f"id {row['id']}: annotation mode {mk.mode}, expected single-channel")
+        target = fitted_size(im.size, max_side)
+        if target == im.size and im.format in ("PNG", "JPEG"):  # keep the original bytes
+            suffix = ".png" if im.format == "PNG" else ".jpg"
+            (out / "images" / f"{name}{suffix}").write_bytes(_bytes_of(row["image"]))
+        else:
+            im.draft("RGB", target)
+            im.convert("RGB").resize(target, Image.Resampling.BOX).save(out / "images" / f"{name}.png")
+        mask = mk if target == mk.size else mk.resize(target, Image.Resampling.NEAREST)
+        mask.save(out / "annotations" / f"{name}.png")
+    return {"id": name, **{c: str(row.get(c) or "") for c in META_COLUMNS}}
+
+
+def import_artefact(source: str | Path, out: str | Path, max_side: int | None = None,
+                    limit: int | None = None) -> int:
+    """Convert every row; returns the number of pairs written to `out`."""
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} exists; remove it or choose another --out")
+    shards = sorted(Path(source).rglob("*.parquet")) if Path(source).is_dir() else [Path(source)]
+    if not shards or not all(s.is_file() for s in shards):
+        raise FileNotFoundError(f"no parquet shards at {source}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        (tmp / "images").mkdir()
+        (tmp / "annotations").mkdir()
+        meta = []
+        for i, row in enumerate(_rows(shards)):
+            if limit is not None and i >= limit:
+                break
+            meta.append(convert_row(row, tmp, max_side))
+        with (tmp / "metadata.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["id", *META_COLUMNS])
+            writer.writeheader()
+            writer.writerows(meta)
+        os.rename(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return len(meta)
+
+
+def download(target: Path) -> Path:
+    """Fetch the parquet shards from the hub (needs network; not used offline)."""
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(HF_REPO, repo_type="dataset", allow_patterns=["*.parquet"],
+                                  local_dir=str(target)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="seg58 import-artefact", description=__doc__.splitlines()[0])
+    parser.add_argument("--source", help="folder of parquet shards (a local HF download) or one .parquet "
+                                         "file; omit to download from the hub")
+    parser.add_argument("--out", default="data/artefact", help="output folder (default: data/artefact)")
+    parser.add_argument("--max-side", type=int, default=None, help="resize so the longer side is at most this")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N rows (quick tries)")
+    args = parser.parse_args(argv)
+    source = Path(args.source) if args.source else download(Path(args.out).parent / "artefact-hf")
+    n = import_artefact(source, args.out, args.max_side, args.limit)
+    print(f"wrote {n} image/mask pairs to {args.out}; check them with: "
+          f"python -m seg58 check-data data=artefact data.root={args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""ARTeFACT import from parquet in the Hugging Face schema (written here), and its protocols."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from seg58.data.folder import DataError, load_pair, scan_folder
+from seg58.data.splits import make_split
+from seg58.data.synthetic import ensure_synthetic
+
+MATERIALS = ["Paper", "Parchment", "Film emulsion"]
+
+
+def _png(array: np.ndarray, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def write_shards(folder, sizes):
+    """Parquet shards shaped like danielaivanova/damaged-media: Image structs {bytes, path}."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, (w, h) in enumerate(sizes):
+        mask = np.zeros((h, w), np.uint8)
+        mask[: h // 2, : w // 3] = 1 + i % 15
+        mask[-3:, :] = 255
+        image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        rows.append({
+            "id": f"art/{i:03d}",  # ids are sanitized into file names
+            "image": {"bytes": _png(image, "JPEG" if i % 2 else "PNG"), "path": f"{i}.x"},
+            "annotation": {"bytes": _png(mask), "path": f"{i}.png"},
+            "material": MATERIALS[i % 3], "content": "Line art" if i < 3 else "Artistic depiction",
+            "type": "scan",
+        })
+    half = len(rows) // 2
+    for n, part in enumerate((rows[:half], rows[half:])):
+        pq.write_table(pa.Table.from_pylist(part), folder / f"train-{n:05d}-of-00002.parquet")
+
+
+def test_import_resizes_keeps_labels_and_writes_metadata(cli, tmp_path):
+    write_shards(tmp_path / "hf", [(3000, 2000), (640, 480), (500, 700), (320, 320), (800, 600), (300, 200)])
+    out = tmp_path / "data" / "artefact"
+    res = cli("import-artefact", "--source", str(tmp_path / "hf"), "--out", str(out), "--max-side", "512")
+    assert res.returncode == 0, res.stderr[-2000:]
+    samples = scan_folder(out)
+    assert [s.id for s in samples] == [f"art_{i:03d}" for i in range(6)]
+    assert [s.material for s in samples] == MATERIALS * 2
+    image, mask = load_pair(samples[0])
+    assert image.shape == (341, 512, 3) and mask.shape == (341, 512)  # 3000x2000 -> longest side 512
+    assert set(np.unique(mask)) == {0, 1, 255}  # nearest: no invented labels at edges
+    image, _ = load_pair(samples[5])
+    assert image.shape == (200, 300, 3)  # small enough: original bytes kept
+    rows = list(csv.DictReader((out / "metadata.csv").open()))
+    assert rows[0] == {"id": "art_000", "material": "Paper", "content": "Line art", "type": "scan"}
+    assert not [p for p in (tmp_path / "data").iterdir() if p.name.startswith(".")]  # no temp left
+
+    # the imported folder passes check-data and trains end to end
+    res = cli("check-data", "data=artefact", f"data.root={out}")
+    assert res.returncode == 0 and "6 image/mask pairs" in res.stdout, res.stderr[-2000:]
+    res = cli("data=artefact", f"data.root={out}", "data.img_size=64", "encoder=tiny", "trainer.epochs=1",
+              "trainer.batch_size=2", "data.split=leave_one_material_out", "data.split_holdout=Parchment")
+    assert res.returncode == 0, res.stderr[-2000:]
+
+    # an existing output is never overwritten
+    res = cli("import-artefact", "--source", str(tmp_path / "hf"), "--out", str(out))
+    assert res.returncode != 0 and "exists" in res.stderr
+
+
+@pytest.mark.parametrize(("kind", "key"), [("leave_one_material_out", "material"),
+                                           ("leave_one_content_out", "content")])
+def test_leave_one_out_splits_never_leak(cache_dir, kind, key):
+    samples = scan_folder(ensure_synthetic(cache_dir, n_images=30, size=96, seed=0))
+    for holdout in sorted({getattr(s, key) for s in samples}):
+        train, val = make_split(samples, kind, 0.2, 0, holdout)
+        assert {getattr(s, key) for s in val} == {holdout}
+        assert holdout not in {getattr(s, key) for s in train}
+        assert len(train) + len(val) == len(samples)
+
+
+def test_unknown_holdout_lists_the_valid_values(cache_dir):
+    samples = scan_folder(ensure_synthetic(cache_dir, n_images=30, size=96, seed=0))
+    with pytest.raises(DataError, match="valid: \\['Canvas'"):
+        make_split(samples, "leave_one_material_out", 0.2, 0, "Marble")
