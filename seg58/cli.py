@@ -186,6 +186,7 @@ PLAIN_COMMANDS = {
     "report": "seg58.report:main",
     "rerun": "seg58.report:rerun_main",
     "import-artefact": "seg58.data.artefact_import:main",
+    "augment-artefact": "seg58.data.augment:main",
 }
 
 

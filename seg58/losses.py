@@ -20,3 +20,9 @@ class WeightedSum(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return sum(self.weights[k] * term(logits, target) for k, term in self.terms.items())
+
+
+def class_weighted_ce(weights: list[float], ignore_index: int = 255) -> nn.CrossEntropyLoss:
+    """Cross-entropy with per-class weights (config lists are not tensors, hence this factory)."""
+    return nn.CrossEntropyLoss(weight=torch.tensor(list(weights), dtype=torch.float32),
+                               ignore_index=ignore_index)

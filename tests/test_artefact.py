@@ -90,3 +90,24 @@ def test_unknown_holdout_lists_the_valid_values(cache_dir):
     samples = scan_folder(ensure_synthetic(cache_dir, n_images=30, size=96, seed=0))
     with pytest.raises(DataError, match="valid: \\['Canvas'"):
         make_split(samples, "leave_one_material_out", 0.2, 0, "Marble")
+
+
+def test_augmented_set_is_3x_valid_and_split_without_leaks(cli, tmp_path, cache_dir):
+    src = ensure_synthetic(cache_dir, n_images=20, size=64, seed=0)
+    out = tmp_path / "data" / "artefact_augmented"
+    res = cli("augment-artefact", "--source", str(src), "--out", str(out))
+    assert res.returncode == 0, res.stderr[-2000:]
+    samples = scan_folder(out)
+    assert len(samples) == 60 and all(s.source for s in samples)
+    flipped = [s for s in samples if s.id.endswith("__hflip")]
+    if flipped:  # the mask went through the same transform as the image
+        original = next(s for s in samples if s.id == flipped[0].source)
+        assert np.array_equal(load_pair(flipped[0])[1], load_pair(original)[1][:, ::-1])
+    train, val = make_split(samples, "random", 0.2, 0)
+    assert {s.source for s in train}.isdisjoint({s.source for s in val})
+    assert len(val) == 12  # 4 of 20 originals, each with its 2 copies
+    mtime = (out / "metadata.csv").stat().st_mtime_ns
+    assert cli("augment-artefact", "--source", str(src), "--out", str(out)).returncode == 0
+    assert (out / "metadata.csv").stat().st_mtime_ns == mtime  # cached, not rewritten
+    res = cli("check-data", "data=artefact_augmented", f"paths.data_dir={tmp_path / 'data'}")
+    assert res.returncode == 0 and "60 image/mask pairs" in res.stdout, res.stderr[-2000:]

@@ -40,6 +40,11 @@ class Sample:
     mask: Path
     material: str = ""
     content: str = ""
+    source: str = ""  # for augmented copies: the id of the original (kept on one split side)
+
+    @property
+    def group(self) -> str:
+        return self.source or self.id
 
 
 def scan_folder(root: str | Path) -> list[Sample]:
@@ -59,12 +64,12 @@ def scan_folder(root: str | Path) -> list[Sample]:
         raise DataError(problems, root)
     meta = read_metadata(root / "metadata.csv")
     return [
-        Sample(k, images[k], masks[k], *meta.get(k, ("", ""))) for k in sorted(images)
+        Sample(k, images[k], masks[k], *meta.get(k, ("", "", ""))) for k in sorted(images)
     ]
 
 
-def read_metadata(path: Path) -> dict[str, tuple[str, str]]:
-    """id -> (material, content); absent file means no metadata (splits fall back to random)."""
+def read_metadata(path: Path) -> dict[str, tuple[str, str, str]]:
+    """id -> (material, content, source_id); no file means no metadata (plain random splits)."""
     if not path.is_file():
         return {}
     with path.open(newline="") as f:
@@ -72,7 +77,7 @@ def read_metadata(path: Path) -> dict[str, tuple[str, str]]:
         if not reader.fieldnames or "id" not in reader.fieldnames:
             raise DataError([f"{path}: needs an 'id' column, has {reader.fieldnames}"])
         return {
-            str(row["id"]): (row.get("material") or "", row.get("content") or "")
+            str(row["id"]): (row.get("material") or "", row.get("content") or "", row.get("source_id") or "")
             for row in reader
         }
 

@@ -14,21 +14,27 @@ def random_split(samples: list[Sample], val_fraction: float, seed: int) -> tuple
         raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
     if len(samples) < 2:
         raise DataError([f"need at least 2 images to split into train/val, found {len(samples)}"])
-    groups: dict[str, list[Sample]] = defaultdict(list)
+    # Units are source images: augmented copies of one original always land on the same side.
+    units: dict[str, list[Sample]] = defaultdict(list)
     for s in sorted(samples, key=lambda s: s.id):
-        groups[s.material].append(s)
+        units[s.group].append(s)
+    by_material: dict[str, list[str]] = defaultdict(list)
+    for key in sorted(units):
+        by_material[units[key][0].material].append(key)
     rng = random.Random(seed)
-    # Stratify: rank each image by its (shuffled) position within its material group, so taking
-    # the first n_val of the whole ranking takes ~val_fraction of every material.
+    # Stratify: rank each unit by its (shuffled) position within its material, so taking the
+    # first n_val of the whole ranking takes ~val_fraction of every material.
     ranked = []
-    for key in sorted(groups):
-        members = groups[key]
-        rng.shuffle(members)
-        ranked += [((i + rng.random()) / len(members), s) for i, s in enumerate(members)]
+    for material in sorted(by_material):
+        keys = by_material[material]
+        rng.shuffle(keys)
+        ranked += [((i + rng.random()) / len(keys), k) for i, k in enumerate(keys)]
     ranked.sort(key=lambda t: t[0])
-    n_val = min(len(samples) - 1, max(1, round(len(samples) * val_fraction)))
-    val = [s for _, s in ranked[:n_val]]
-    train = [s for _, s in ranked[n_val:]]
+    if len(ranked) < 2:
+        raise DataError([f"need at least 2 source images to split into train/val, found {len(ranked)}"])
+    n_val = min(len(ranked) - 1, max(1, round(len(ranked) * val_fraction)))
+    val = [s for _, k in ranked[:n_val] for s in units[k]]
+    train = [s for _, k in ranked[n_val:] for s in units[k]]
     return sorted(train, key=lambda s: s.id), sorted(val, key=lambda s: s.id)
 
 

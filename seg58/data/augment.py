@@ -1,0 +1,84 @@
+"""`seg58 augment-artefact`: the seed's offline 3x set (data=artefact_augmented).
+
+Every image keeps its original and gains `copies` geometric variants drawn (seeded) from
+HFlip, VFlip, Rot90, Rot180, Rot270, applied identically to image and mask. metadata.csv
+records each copy's `source_id`, and the splits keep all copies of one original on the same
+side, so validation never sees a flipped twin of a training image. Written once (temp folder,
+then rename), validated, and reused when it already exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+from seg58.data.folder import DataError, scan_folder
+
+T = Image.Transpose
+TRANSFORMS = {"hflip": T.FLIP_LEFT_RIGHT, "vflip": T.FLIP_TOP_BOTTOM, "rot90": T.ROTATE_90,
+              "rot180": T.ROTATE_180, "rot270": T.ROTATE_270}
+
+
+def augment_folder(source: str | Path, out: str | Path, copies: int = 2, seed: int = 0) -> Path:
+    out = Path(out)
+    if (out / "metadata.csv").is_file():
+        return out  # cached
+    if not 0 <= copies <= len(TRANSFORMS):
+        raise ValueError(f"copies must be 0..{len(TRANSFORMS)}, got {copies}")
+    samples = scan_folder(source)
+    rng = random.Random(seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        (tmp / "images").mkdir()
+        (tmp / "annotations").mkdir()
+        rows = []
+        for s in samples:
+            shutil.copy2(s.image, tmp / "images" / s.image.name)
+            shutil.copy2(s.mask, tmp / "annotations" / s.mask.name)
+            rows.append({"id": s.id, "material": s.material, "content": s.content, "source_id": s.id})
+            with Image.open(s.image) as im, Image.open(s.mask) as mk:
+                for name in rng.sample(sorted(TRANSFORMS), copies):
+                    new_id = f"{s.id}__{name}"
+                    im.transpose(TRANSFORMS[name]).save(tmp / "images" / f"{new_id}.png")
+                    mk.transpose(TRANSFORMS[name]).save(tmp / "annotations" / f"{new_id}.png")
+                    rows.append({"id": new_id, "material": s.material, "content": s.content, "source_id": s.id})
+        with (tmp / "metadata.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["id", "material", "content", "source_id"])
+            writer.writeheader()
+            writer.writerows(rows)
+        written = scan_folder(tmp)  # every image has its mask, nothing orphaned
+        if len(written) != len(samples) * (1 + copies):
+            raise DataError([f"wrote {len(written)} pairs, expected {len(samples) * (1 + copies)}"], tmp)
+        os.rename(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="seg58 augment-artefact", description=__doc__.splitlines()[0])
+    parser.add_argument("--source", default="data/artefact")
+    parser.add_argument("--out", default="data/artefact_augmented")
+    parser.add_argument("--copies", type=int, default=2, help="variants per image (2 = the seed's 3x set)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        out = augment_folder(args.source, args.out, args.copies, args.seed)
+    except DataError as e:
+        print(e, file=sys.stderr)
+        return 2
+    print(f"{out}: {len(scan_folder(out))} image/mask pairs; train on it with data=artefact_augmented")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
