@@ -40,6 +40,10 @@ def config_problems(cfg: DictConfig) -> list[str]:
         value = cfg.trainer[key]
         if value != "auto" and not (isinstance(value, int) and value >= lowest):
             problems.append(f"trainer.{key}={value!r}; valid: auto or an integer >= {lowest}")
+    hierarchical_loss = str(cfg.loss.get("_target_", "")).endswith("HierarchicalLoss")
+    if cfg.model.hierarchical != hierarchical_loss:
+        problems.append("model.hierarchical=true and loss=hierarchical go together "
+                        f"(now model.hierarchical={cfg.model.hierarchical}, loss={cfg.loss.get('_target_')})")
     if cfg.trainer.nonfinite not in ("skip", "stop"):
         problems.append(f"trainer.nonfinite={cfg.trainer.nonfinite!r}; valid: skip, stop")
     resume = cfg.trainer.resume

@@ -36,6 +36,7 @@ class DataConf:
 @dataclass
 class ModelConf:
     arch: str = MISSING  # SMP architecture name
+    hierarchical: bool = False  # + coarse (4) and binary heads; needs loss=hierarchical
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 

@@ -55,7 +55,8 @@ def make_predictor(cfg: DictConfig, ckpt: Path) -> Predictor:
     device = resolve_device(cfg.trainer.device)
     model = build_model(cfg.model.arch, cfg.encoder.name, cfg.data.num_classes,
                         encoder_kwargs=OmegaConf.to_container(cfg.encoder.kwargs, resolve=True),
-                        model_kwargs=OmegaConf.to_container(cfg.model.kwargs, resolve=True))
+                        model_kwargs=OmegaConf.to_container(cfg.model.kwargs, resolve=True),
+                        hierarchical=cfg.model.hierarchical)
     state = load_checkpoint(ckpt)
     try:
         model.load_state_dict(state["model"])

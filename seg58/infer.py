@@ -14,6 +14,7 @@ from PIL import Image
 
 from seg58.data.folder import Sample, fitted_size, load_pair
 from seg58.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from seg58.hierarchy import fine_logits
 from seg58.metrics import ConfusionMatrix
 from seg58.visuals import colorize
 
@@ -49,7 +50,7 @@ class Predictor:
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-            return self.model(batch.to(self.device)).float()
+            return fine_logits(self.model(batch.to(self.device))).float()
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """x: 3xHxW normalized -> CxHxW logits (on the device)."""

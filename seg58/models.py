@@ -46,6 +46,7 @@ def build_model(
     in_channels: int = 3,
     encoder_kwargs: dict | None = None,
     model_kwargs: dict | None = None,
+    hierarchical: bool = False,
 ) -> torch.nn.Module:
     """SMP model; `weights` may be an SMP weights name, True (timm default), or a local file."""
     local_file = isinstance(weights, str) and weights.endswith((".pt", ".pth", ".safetensors"))
@@ -60,6 +61,10 @@ def build_model(
     )
     if local_file:
         load_encoder_weights(model, weights)
+    if hierarchical:
+        from seg58.hierarchy import HierarchicalModel
+
+        model = HierarchicalModel(model)
     return model
 
 

@@ -48,6 +48,7 @@ def build_trainer(cfg: DictConfig, device: torch.device, run_dir: Path | None, c
         cfg.model.arch, cfg.encoder.name, cfg.data.num_classes, weights=cfg.encoder.weights,
         encoder_kwargs=OmegaConf.to_container(cfg.encoder.kwargs, resolve=True),
         model_kwargs=OmegaConf.to_container(cfg.model.kwargs, resolve=True),
+        hierarchical=cfg.model.hierarchical,
     )
     return Trainer(
         model,

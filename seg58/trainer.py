@@ -17,10 +17,16 @@ from tqdm import tqdm
 
 from seg58.checkpoints import CheckpointError, load_checkpoint, save_atomic
 from seg58.classes import CLASS_NAMES, metric_key
+from seg58.hierarchy import BINARY_NAMES, COARSE_NAMES, fine_logits
+from seg58.hierarchy import targets as level_targets
 from seg58.metrics import ConfusionMatrix
 from seg58.runtime import peak_memory_mb, reset_peak_memory
 
 log = logging.getLogger(__name__)
+
+
+def _as_float(out: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
+    return {k: v.float() for k, v in out.items()} if isinstance(out, dict) else out.float()
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -175,6 +181,7 @@ class Trainer:
     def validate(self, loader: DataLoader) -> dict[str, float]:
         self.model.eval()
         cm = ConfusionMatrix(self.num_classes, self.ignore_index, self.device)
+        extra: dict[str, ConfusionMatrix] = {}
         loss_sum = torch.zeros((), device=self.device)
         n_batches = self._n_batches(loader, self.limit_val_batches)
         start = time.perf_counter()
@@ -184,9 +191,14 @@ class Trainer:
             images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
             masks = masks.to(self.device, non_blocking=True)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-                logits = self._forward(images)
-            loss_sum += self.loss_fn(logits.float(), masks)
-            cm.update(logits.argmax(1), masks)
+                out = self._forward(images)
+            loss_sum += self.loss_fn(_as_float(out), masks)
+            cm.update(fine_logits(out).argmax(1), masks)
+            if isinstance(out, dict):  # hierarchical heads: score every level
+                labels = level_targets(masks, self.ignore_index)
+                for level in ("coarse", "binary"):
+                    extra.setdefault(level, ConfusionMatrix(out[level].shape[1], self.ignore_index,
+                                                            self.device)).update(out[level].argmax(1), labels[level])
         result = cm.compute()
         self.last_confusion = cm.matrix.cpu()
         metrics = {
@@ -198,6 +210,12 @@ class Trainer:
         for name, iou in zip(self.class_names, result["iou"]):
             if not math.isnan(iou):  # absent from the val ground truth: undefined, not 0
                 metrics[f"val/iou/{metric_key(name)}"] = iou
+        for level, level_cm in extra.items():
+            level_result = level_cm.compute()
+            metrics[f"val/{level}/miou"] = level_result["miou"]
+            names = COARSE_NAMES if level == "coarse" else BINARY_NAMES
+            metrics.update({f"val/{level}/iou/{n}": v for n, v in zip(names, level_result["iou"])
+                            if not math.isnan(v)})
         return metrics
 
     def state_dict(self, epoch: int) -> dict[str, Any]:
@@ -259,8 +277,8 @@ class Trainer:
         n = images.shape[0]
         for x, y in zip(images.chunk(self.accum_steps), masks.chunk(self.accum_steps)):
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-                logits = self._forward(x)
-            loss = self.loss_fn(logits.float(), y)  # losses in fp32: Dice sums overflow fp16
+                out = self._forward(x)
+            loss = self.loss_fn(_as_float(out), y)  # losses in fp32: Dice sums overflow fp16
             if not torch.isfinite(loss):  # one host sync; GradScaler syncs per step anyway
                 return self._skip_nonfinite(loss)
             self.scaler.scale(loss * (x.shape[0] / n)).backward()

@@ -16,6 +16,7 @@ import torch
 
 from seg58.classes import CLASS_NAMES, IGNORE_INDEX, PALETTE
 from seg58.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from seg58.hierarchy import fine_logits
 from seg58.metrics import iou_per_class
 
 
@@ -120,7 +121,7 @@ class BestEpochVisuals:
         images = torch.stack([s[0] for s in self.samples])
         trainer.model.eval()
         with torch.autocast(trainer.device.type, dtype=trainer.amp_dtype, enabled=trainer.amp):
-            logits = trainer.model(images.to(trainer.device, memory_format=trainer.memory_format))
+            logits = fine_logits(trainer.model(images.to(trainer.device, memory_format=trainer.memory_format)))
         self.best = {
             "epoch": epoch, "miou": metrics["val/miou"],
             "confusion": trainer.last_confusion.numpy().copy(),

@@ -60,7 +60,11 @@ def test_losses_instantiate_respect_ignore_and_backprop(loss):
     logits = torch.randn(2, 16, 8, 8, requires_grad=True)
     target = torch.randint(0, 16, (2, 8, 8))
     target[:, :4] = 255
-    value = fn(logits, target)
+    if loss == "hierarchical":  # three heads; the fine logits are checked below
+        outputs = {"fine": logits, "coarse": torch.randn(2, 4, 8, 8), "binary": torch.randn(2, 2, 8, 8)}
+        value = fn(outputs, target)
+    else:
+        value = fn(logits, target)
     value.backward()
     assert torch.isfinite(value) and value > 0
     assert logits.grad[:, :, :4].abs().sum() == 0  # ignored pixels get no gradient
