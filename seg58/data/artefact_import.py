@@ -10,19 +10,16 @@ The output appears atomically: written to a temporary folder, renamed when compl
 from __future__ import annotations
 
 import argparse
-import csv
 import io
-import os
 import re
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 from PIL import Image
 
 from seg58.data.folder import fitted_size  # also raises PIL's pixel limit for huge scans
+from seg58.data.writer import atomic_dataset, write_metadata
 
 HF_REPO = "danielaivanova/damaged-media"
 META_COLUMNS = ("material", "content", "type")
@@ -83,23 +80,13 @@ def import_artefact(source: str | Path, out: str | Path, max_side: int | None = 
     shards = sorted(Path(source).rglob("*.parquet")) if Path(source).is_dir() else [Path(source)]
     if not shards or not all(s.is_file() for s in shards):
         raise FileNotFoundError(f"no parquet shards at {source}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        (tmp / "images").mkdir()
-        (tmp / "annotations").mkdir()
+    with atomic_dataset(out) as tmp:
         meta = []
         for i, row in enumerate(_rows(shards)):
             if limit is not None and i >= limit:
                 break
             meta.append(convert_row(row, tmp, max_side))
-        with (tmp / "metadata.csv").open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["id", *META_COLUMNS])
-            writer.writeheader()
-            writer.writerows(meta)
-        os.rename(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        write_metadata(tmp, meta, ["id", *META_COLUMNS])
     return len(meta)
 
 

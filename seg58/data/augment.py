@@ -10,17 +10,15 @@ then rename), validated, and reused when it already exists.
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import random
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from PIL import Image
 
 from seg58.data.folder import DataError, scan_folder
+from seg58.data.writer import atomic_dataset, write_metadata
 
 T = Image.Transpose
 TRANSFORMS = {"hflip": T.FLIP_LEFT_RIGHT, "vflip": T.FLIP_TOP_BOTTOM, "rot90": T.ROTATE_90,
@@ -35,11 +33,7 @@ def augment_folder(source: str | Path, out: str | Path, copies: int = 2, seed: i
         raise ValueError(f"copies must be 0..{len(TRANSFORMS)}, got {copies}")
     samples = scan_folder(source)
     rng = random.Random(seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        (tmp / "images").mkdir()
-        (tmp / "annotations").mkdir()
+    with atomic_dataset(out) as tmp:
         rows = []
         for s in samples:
             shutil.copy2(s.image, tmp / "images" / s.image.name)
@@ -51,16 +45,10 @@ def augment_folder(source: str | Path, out: str | Path, copies: int = 2, seed: i
                     im.transpose(TRANSFORMS[name]).save(tmp / "images" / f"{new_id}.png")
                     mk.transpose(TRANSFORMS[name]).save(tmp / "annotations" / f"{new_id}.png")
                     rows.append({"id": new_id, "material": s.material, "content": s.content, "source_id": s.id})
-        with (tmp / "metadata.csv").open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["id", "material", "content", "source_id"])
-            writer.writeheader()
-            writer.writerows(rows)
+        write_metadata(tmp, rows, ["id", "material", "content", "source_id"])
         written = scan_folder(tmp)  # every image has its mask, nothing orphaned
         if len(written) != len(samples) * (1 + copies):
             raise DataError([f"wrote {len(written)} pairs, expected {len(samples) * (1 + copies)}"], tmp)
-        os.rename(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -9,10 +9,6 @@ half-written set).
 
 from __future__ import annotations
 
-import csv
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -20,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from seg58.classes import IGNORE_INDEX, NUM_CLASSES
+from seg58.data.writer import atomic_dataset, write_metadata
 
 GENERATOR_VERSION = 1  # bump when the drawing code changes: it is part of the cache key
 MATERIALS = ("Paper", "Canvas", "Parchment", "Wood", "Film emulsion")
@@ -216,8 +213,8 @@ def render(rng: np.random.Generator, h: int, w: int, classes: list[int],
 def generate(root: str | Path, n_images: int, size: int, seed: int) -> None:
     """Write an ARTeFACT-format folder; every damage class appears in many images."""
     root = Path(root)
-    (root / "images").mkdir(parents=True)
-    (root / "annotations").mkdir()
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "annotations").mkdir(exist_ok=True)
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n_images):
@@ -233,10 +230,7 @@ def generate(root: str | Path, n_images: int, size: int, seed: int) -> None:
         Image.fromarray(img).save(root / "images" / f"{name}.png")
         Image.fromarray(mask, mode="L").save(root / "annotations" / f"{name}.png")
         rows.append({"id": name, "material": material, "content": content})
-    with (root / "metadata.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["id", "material", "content"])
-        writer.writeheader()
-        writer.writerows(rows)
+    write_metadata(root, rows, ["id", "material", "content"])
 
 
 def ensure_synthetic(cache_dir: str | Path, n_images: int, size: int, seed: int) -> Path:
@@ -245,15 +239,10 @@ def ensure_synthetic(cache_dir: str | Path, n_images: int, size: int, seed: int)
     target = cache_dir / f"synthetic-v{GENERATOR_VERSION}-n{n_images}-s{size}-seed{seed}"
     if target.is_dir():
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache_dir))
     try:
-        shutil.rmtree(tmp)
-        generate(tmp, n_images, size, seed)
-        os.rename(tmp, target)  # atomic; fails if a concurrent job got there first
-    except OSError:
+        with atomic_dataset(target) as tmp:
+            generate(tmp, n_images, size, seed)
+    except OSError:  # a concurrent job renamed its complete copy into place first
         if not target.is_dir():
             raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
