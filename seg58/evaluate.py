@@ -82,6 +82,8 @@ def run_evaluate(cfg: DictConfig, explicit: list[str]) -> dict[str, Any]:
     metrics = {f"eval/{i.split}/miou": result["miou"], f"eval/{i.split}/pixel_acc": result["pixel_acc"]}
     metrics.update({f"eval/{i.split}/iou/{metric_key(n)}": v
                     for n, v in zip(CLASS_NAMES, result["iou"]) if not math.isnan(v)})
+    for level, level_result in result["levels"].items():  # the 16 -> 4 -> 2 hierarchy
+        metrics[f"eval/{i.split}/{level}/miou"] = level_result["miou"]
     if cfg.tracking.enabled:
         _log_eval(cfg, ckpt, metrics, result["confusion"])
     return {"metrics": metrics, "images": result["images"], "checkpoint": str(ckpt), "mode": i.mode}

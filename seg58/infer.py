@@ -14,7 +14,7 @@ from PIL import Image
 
 from seg58.data.folder import Sample, fitted_size, load_pair
 from seg58.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from seg58.hierarchy import fine_logits
+from seg58.hierarchy import BINARY_NAMES, COARSE_NAMES, fine_logits, lookup
 from seg58.metrics import ConfusionMatrix
 from seg58.visuals import colorize
 
@@ -88,15 +88,23 @@ class Predictor:
 
 def evaluate(predictor: Predictor, samples: Iterable[Sample], resolution: int | None,
              max_side: int | None, ignore_index: int = 255) -> dict:
-    """Confusion-matrix metrics against each mask at its (pre-load) resolution."""
+    """Confusion-matrix metrics against each mask at its (pre-load) resolution; also at the
+    coarse and binary levels of the damage hierarchy (fine prediction and truth mapped)."""
     cm = ConfusionMatrix(predictor.num_classes, ignore_index, predictor.device)
+    tables = {k: t.to(predictor.device) for k, t in lookup(ignore_index).items()}
+    levels = {k: ConfusionMatrix(n, ignore_index, predictor.device)
+              for k, n in (("coarse", len(COARSE_NAMES)), ("binary", len(BINARY_NAMES)))}
     n = 0
     for sample in samples:
         image, mask = load_pair(sample, max_side)
         pred = predictor.predict(image, resolution, mask.shape)
-        cm.update(pred, torch.from_numpy(mask).to(predictor.device))
+        truth = torch.from_numpy(mask).to(predictor.device).long()
+        cm.update(pred, truth)
+        for level, level_cm in levels.items():
+            level_cm.update(tables[level][pred], tables[level][truth])
         n += 1
-    return {**cm.compute(), "images": n, "confusion": cm.matrix.cpu().numpy()}
+    return {**cm.compute(), "images": n, "confusion": cm.matrix.cpu().numpy(),
+            "levels": {k: v.compute() for k, v in levels.items()}}
 
 
 def write_prediction(image: np.ndarray, pred: np.ndarray, out_dir: Path, stem: str, alpha: float = 0.5) -> None:

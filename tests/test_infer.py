@@ -65,6 +65,7 @@ def test_evaluate_a_run_logs_into_it(cli, tmp_path, trained, mode):
     assert res.returncode == 0, res.stderr[-2000:]
     result = json.loads(res.stdout[res.stdout.index("{"):])
     assert result["images"] == 2 and 0 <= result["metrics"]["eval/val/miou"] <= 1
+    assert 0 <= result["metrics"]["eval/val/coarse/miou"] <= 1 and 0 <= result["metrics"]["eval/val/binary/miou"] <= 1
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
