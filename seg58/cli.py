@@ -77,7 +77,6 @@ def train_app(cfg: DictConfig) -> float:
         tags["mlflow.source.git.commit"] = commit
         tags["git.dirty"] = str(dirty).lower()
     if hc.mode == RunMode.MULTIRUN:
-        tags["sweep.cell"] = " ".join(hc.overrides.task)
         parent = os.environ.get("SEG58_PARENT_RUN_ID")
         if parent and os.environ.get("SEG58_PARENT_EXPERIMENT") == cfg.tracking.experiment_name:
             tags["sweep.parent_run_id"] = parent

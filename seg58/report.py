@@ -42,7 +42,7 @@ def leaderboard(client: Any, parent_id: str) -> list[dict[str, Any]]:
         rows.append({
             "run": info.run_name,
             "run_id": info.run_id,
-            "overrides": run.data.tags.get("sweep.cell", run.data.tags.get("overrides", "")),
+            "overrides": run.data.tags.get("overrides", ""),
             "best_val_miou": m.get("best/val_miou", max(
                 (x.value for x in client.get_metric_history(info.run_id, "val/miou")), default=math.nan)),
             "best_epoch": int(m["best/epoch"]) + 1 if "best/epoch" in m else None,
