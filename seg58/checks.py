@@ -26,7 +26,8 @@ def config_problems(cfg: DictConfig) -> list[str]:
     """Every problem found, each naming its key; empty when the config can run."""
     problems = compatibility_problems(cfg.model.arch, cfg.encoder.name, cfg.data.img_size)
     problems += _positive(cfg, "data.img_size", "trainer.epochs", "trainer.batch_size",
-                          "optim.lr", "trainer.limit_train_batches", "trainer.limit_val_batches")
+                          "optim.lr", "trainer.limit_train_batches", "trainer.limit_val_batches",
+                          "infer.window", "infer.resolution")
     if cfg.data.split != "random" and cfg.data.split not in GROUP_SPLITS:
         problems.append(f"data.split={cfg.data.split!r}; valid: random, {', '.join(GROUP_SPLITS)}")
     elif cfg.data.split in GROUP_SPLITS and not cfg.data.split_holdout:
@@ -44,6 +45,13 @@ def config_problems(cfg: DictConfig) -> list[str]:
     if cfg.model.hierarchical != hierarchical_loss:
         problems.append("model.hierarchical=true and loss=hierarchical go together "
                         f"(now model.hierarchical={cfg.model.hierarchical}, loss={cfg.loss.get('_target_')})")
+    i = cfg.infer
+    if i.mode not in ("whole", "slide"):
+        problems.append(f"infer.mode={i.mode!r}; valid: whole, slide")
+    if not 0 <= i.overlap < 1:
+        problems.append(f"infer.overlap={i.overlap} must be in [0, 1)")
+    if i.split not in ("val", "train", "all"):
+        problems.append(f"infer.split={i.split!r}; valid: val, train, all")
     if cfg.trainer.nonfinite not in ("skip", "stop"):
         problems.append(f"trainer.nonfinite={cfg.trainer.nonfinite!r}; valid: skip, stop")
     resume = cfg.trainer.resume

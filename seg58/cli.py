@@ -52,13 +52,9 @@ def unfinished_run(output_dir: Path, overrides: list[str]) -> Path | None:
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
 def train_app(cfg: DictConfig) -> float:
-    from seg58.checks import ConfigError
-    from seg58.data.folder import DataError
-    from seg58.errors import UserFacingError
+    from seg58.errors import reported_as_user_errors
     from seg58.run import train  # heavy imports after Hydra has parsed the command line
-    from seg58.mlflow_store import TrackingError
     from seg58.tracking import git_commit
-    from seg58.trainer import CheckpointError, NonFiniteLossError
 
     hc = HydraConfig.get()
     choices = hc.runtime.choices
@@ -86,10 +82,8 @@ def train_app(cfg: DictConfig) -> float:
         if previous is not None:  # the same command again after a crash or kill: continue it
             log.info("continuing the unfinished run in %s (trainer.resume=never starts afresh)", previous)
             run_dir = previous
-    try:
+    with reported_as_user_errors():
         summary = train(cfg, run_dir, tags)
-    except (ConfigError, DataError, TrackingError, CheckpointError, NonFiniteLossError) as e:
-        raise UserFacingError(str(e)) from None
     log.info("best val mIoU %.4f at epoch %d", summary["best_val_miou"], summary["best_epoch"] + 1)
     return summary["best_val_miou"]
 
@@ -97,16 +91,13 @@ def train_app(cfg: DictConfig) -> float:
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
 def check_data_app(cfg: DictConfig) -> None:
     from seg58.data.check import check_dataset
-    from seg58.data.folder import DataError
-    from seg58.errors import UserFacingError
+    from seg58.errors import reported_as_user_errors
 
     d = cfg.data
-    try:
+    with reported_as_user_errors():
         report = check_dataset(d.root, d.val_fraction, d.split_seed,
                                dict(d.synthetic) if d.synthetic else None,
                                d.preload_max_side or 1024, split=d.split, holdout=d.split_holdout)
-    except DataError as e:
-        raise UserFacingError(str(e)) from None
     print(report)
 
 
@@ -116,8 +107,10 @@ def bench_app(cfg: DictConfig) -> None:
 
     from seg58.bench import format_table, run_bench, save
     from seg58.checks import check_config
+    from seg58.errors import reported_as_user_errors
 
-    check_config(cfg)
+    with reported_as_user_errors():
+        check_config(cfg)
     tracker = None
     if cfg.tracking.enabled:
         from seg58.tracking import MlflowCallback
@@ -125,7 +118,8 @@ def bench_app(cfg: DictConfig) -> None:
         tracker = MlflowCallback(cfg.tracking.uri, "bench", f"bench-{cfg.model.arch}-{cfg.encoder.name}".lower(),
                                  params=OmegaConf.to_container(cfg, resolve=True),
                                  tags={"command": "bench"}, log_checkpoint=False)
-    result = run_bench(cfg, tracker)
+    with reported_as_user_errors():
+        result = run_bench(cfg, tracker)
     out = Path(HydraConfig.get().runtime.output_dir) / "bench.json"
     for path in filter(None, [out, cfg.bench.json and Path(cfg.bench.json)]):
         save(result, path)
@@ -135,38 +129,29 @@ def bench_app(cfg: DictConfig) -> None:
     print(f"(json: {out})")
 
 
-def _user_errors():
-    from seg58.checkpoints import CheckpointError
-    from seg58.checks import ConfigError
-    from seg58.data.folder import DataError
-    from seg58.mlflow_store import TrackingError
-
-    return ConfigError, DataError, TrackingError, CheckpointError, ValueError
-
-
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
 def evaluate_app(cfg: DictConfig) -> None:
     import json
 
-    from seg58.errors import UserFacingError
+    from seg58.checks import check_config
+    from seg58.errors import reported_as_user_errors
     from seg58.evaluate import run_evaluate
 
-    try:
+    with reported_as_user_errors():
+        check_config(cfg)
         result = run_evaluate(cfg, list(HydraConfig.get().overrides.task))
-    except _user_errors() as e:
-        raise UserFacingError(str(e)) from None
     print(json.dumps(result, indent=2))
 
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
 def predict_app(cfg: DictConfig) -> None:
-    from seg58.errors import UserFacingError
+    from seg58.checks import check_config
+    from seg58.errors import reported_as_user_errors
     from seg58.evaluate import run_predict
 
-    try:
+    with reported_as_user_errors():
+        check_config(cfg)
         files = run_predict(cfg, list(HydraConfig.get().overrides.task))
-    except _user_errors() as e:
-        raise UserFacingError(str(e)) from None
     print(f"wrote masks and overlays of {len(files)} image(s) to {cfg.infer.output}")
 
 

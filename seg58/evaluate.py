@@ -73,9 +73,7 @@ def run_evaluate(cfg: DictConfig, explicit: list[str]) -> dict[str, Any]:
     d, i = cfg.data, cfg.infer
     samples = scan_folder(resolve_root(d.root, OmegaConf.to_container(d.synthetic) if d.synthetic else None))
     train, val = make_split(samples, d.split, d.val_fraction, d.split_seed, d.split_holdout)
-    chosen = {"val": val, "train": train, "all": samples}.get(i.split)
-    if chosen is None:
-        raise DataError([f"infer.split={i.split!r}; valid: val, train, all"])
+    chosen = {"val": val, "train": train, "all": samples}[i.split]  # checked in seg58.checks
     predictor = make_predictor(cfg, ckpt)
     resolution = i.resolution or (d.img_size if i.mode == "whole" else None)
     result = evaluate(predictor, chosen, resolution, d.preload_max_side, d.ignore_index)

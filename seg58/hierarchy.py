@@ -15,6 +15,8 @@ binary: 0 clean (fine 0), 1 damage (fine 1..15). 255 (ignore) stays 255 at every
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,19 +27,21 @@ FINE_TO_COARSE = (0, 1, 1, 2, 1, 2, 2, 1, 3, 1, 2, 3, 3, 1, 1, 2)
 LEVELS = ("fine", "coarse", "binary")
 
 
-def lookup(ignore_index: int = 255) -> dict[str, torch.Tensor]:
-    """256-entry tables mapping fine labels to each level (ignore maps to ignore)."""
+@lru_cache(maxsize=None)
+def lookup(ignore_index: int = 255, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """256-entry tables mapping fine labels to each level (ignore maps to ignore); built once
+    per device, not on every training step."""
     tables = {}
     for level, values in (("coarse", FINE_TO_COARSE), ("binary", [0] + [1] * 15)):
         table = torch.full((256,), ignore_index, dtype=torch.long)
         table[: len(values)] = torch.tensor(values)
-        tables[level] = table
+        tables[level] = table.to(device)
     return tables
 
 
 def targets(fine: torch.Tensor, ignore_index: int = 255) -> dict[str, torch.Tensor]:
-    tables = lookup(ignore_index)
-    return {"fine": fine, **{k: t.to(fine.device)[fine] for k, t in tables.items()}}
+    tables = lookup(ignore_index, str(fine.device))
+    return {"fine": fine, **{k: t[fine] for k, t in tables.items()}}
 
 
 class HierarchicalModel(nn.Module):

@@ -91,7 +91,7 @@ def evaluate(predictor: Predictor, samples: Iterable[Sample], resolution: int | 
     """Confusion-matrix metrics against each mask at its (pre-load) resolution; also at the
     coarse and binary levels of the damage hierarchy (fine prediction and truth mapped)."""
     cm = ConfusionMatrix(predictor.num_classes, ignore_index, predictor.device)
-    tables = {k: t.to(predictor.device) for k, t in lookup(ignore_index).items()}
+    tables = lookup(ignore_index, str(predictor.device))
     levels = {k: ConfusionMatrix(n, ignore_index, predictor.device)
               for k, n in (("coarse", len(COARSE_NAMES)), ("binary", len(BINARY_NAMES)))}
     n = 0
