@@ -15,6 +15,7 @@ from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from seg58.config import register  # noqa: E402
+from seg58.env import PARENT_EXPERIMENT_ENV, PARENT_RUN_ENV  # noqa: E402
 
 log = logging.getLogger("seg58")
 
@@ -73,8 +74,8 @@ def train_app(cfg: DictConfig) -> float:
         tags["mlflow.source.git.commit"] = commit
         tags["git.dirty"] = str(dirty).lower()
     if hc.mode == RunMode.MULTIRUN:
-        parent = os.environ.get("SEG58_PARENT_RUN_ID")
-        if parent and os.environ.get("SEG58_PARENT_EXPERIMENT") == cfg.tracking.experiment_name:
+        parent = os.environ.get(PARENT_RUN_ENV)
+        if parent and os.environ.get(PARENT_EXPERIMENT_ENV) == cfg.tracking.experiment_name:
             tags["sweep.parent_run_id"] = parent
     run_dir = Path(hc.runtime.output_dir)
     if hc.mode == RunMode.RUN and cfg.trainer.resume == "auto":

@@ -9,6 +9,8 @@ import resource
 import numpy as np
 import torch
 
+from seg58.env import CONCURRENT_JOBS_ENV
+
 
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
@@ -32,7 +34,7 @@ def resolve_threads(threads: int | str) -> int:
     """auto: the CPUs granted, shared evenly by the local jobs the sweeper started side by side."""
     if threads != "auto":
         return int(threads)
-    jobs = int(os.environ.get("SEG58_CONCURRENT_JOBS", "1"))
+    jobs = int(os.environ.get(CONCURRENT_JOBS_ENV, "1"))
     return max(1, available_cpus() // max(1, jobs))
 
 

@@ -22,10 +22,10 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 
+from seg58.env import CONCURRENT_JOBS_ENV, PARENT_EXPERIMENT_ENV, PARENT_RUN_ENV
+
 log = logging.getLogger(__name__)
 
-CONCURRENT_JOBS_ENV = "SEG58_CONCURRENT_JOBS"
-PARENT_RUN_ENV = "SEG58_PARENT_RUN_ID"  # jobs nest their MLflow run under the sweep's run
 SUMMARY_FILE = "sweep_summary.json"
 
 
@@ -102,7 +102,6 @@ class Seg58Sweeper(BasicSweeper):
             )
         return returns
 
-
     def _start_parent_run(self, sweep_dir: Path, arguments: list[str]) -> str:
         """One MLflow run for the whole sweep; the jobs' runs nest under it in the UI."""
         from mlflow.entities import Param
@@ -120,7 +119,7 @@ class Seg58Sweeper(BasicSweeper):
         if params:
             client.log_batch(run.info.run_id, params=params[:100])
         os.environ[PARENT_RUN_ENV] = run.info.run_id
-        os.environ[PARENT_RUN_ENV.replace("RUN_ID", "EXPERIMENT")] = name
+        os.environ[PARENT_EXPERIMENT_ENV] = name
         log.info("MLflow sweep run %s (%s)", run.info.run_id, spec)
         return run.info.run_id
 
