@@ -15,13 +15,12 @@ from typing import Any
 
 import psutil
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from seg58.data.build import build_splits, resolve_root
+from seg58 import factory
 from seg58.data.folder import load_pair, scan_folder
 from seg58.data.transforms import train_transform, val_transform
-from seg58.run import build_trainer, make_loaders
-from seg58.runtime import available_cpus, resolve_device, resolve_threads, resolve_workers, seed_everything
+from seg58.runtime import available_cpus
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +37,11 @@ def _rss() -> int:
 def compute_only(trainer, images: torch.Tensor, masks: torch.Tensor, warmup: int, steps: int) -> float:
     """Forward + backward + optimizer step on a batch already on the device: the limit."""
     for _ in range(warmup):
-        trainer._step(images, masks)
+        trainer.step(images, masks)
     _sync(trainer.device)
     start = time.perf_counter()
     for _ in range(steps):
-        trainer._step(images, masks)
+        trainer.step(images, masks)
     _sync(trainer.device)
     return steps * images.shape[0] / (time.perf_counter() - start)
 
@@ -99,27 +98,20 @@ def _warm_up(root: Path, img_size: int) -> None:
 
 def run_bench(cfg: DictConfig, tracker=None) -> dict[str, Any]:
     launch = psutil.Process().create_time()
-    b = cfg.bench
-    torch.set_num_threads(resolve_threads(cfg.trainer.threads))
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.trainer.device)
-    workers = resolve_workers(cfg.trainer.num_workers, device)
-
-    d = cfg.data
-    synthetic = OmegaConf.to_container(d.synthetic) if d.synthetic else None
-    _warm_up(resolve_root(d.root, synthetic), d.img_size)  # generation, lazy imports: not data
+    b, d = cfg.bench, cfg.data
+    rt = factory.runtime(cfg)
+    device, workers = rt.device, rt.workers
+    _warm_up(factory.dataset_root(cfg), d.img_size)  # generation, lazy imports: not data
     rss0 = _rss()
-    splits = build_splits(d.root, d.img_size, d.val_fraction, d.split_seed, True, d.preload_max_side,
-                          synthetic)
+    splits = factory.data_splits(cfg, preload=True)  # the configured split protocol and holdout
     preload_rss = _rss() - rss0
-    train_loader, _ = make_loaders(splits, cfg.trainer.batch_size, workers, device, cfg.seed)
-    trainer = build_trainer(cfg, device, None, [tracker] if tracker else [])
-    steps_needed = (b.warmup + b.steps + 1) + b.epochs * len(train_loader)
-    trainer.scheduler = trainer._scheduler_factory(trainer.optimizer, total_steps=steps_needed)
+    train_loader, _ = factory.loaders(cfg, splits, rt)
+    trainer = factory.trainer(cfg, device, None, [tracker] if tracker else [])
+    trainer.configure_schedule((b.warmup + b.steps + 1) + b.epochs * trainer.batches_per_epoch(train_loader))
 
     images, masks = next(iter(train_loader))
     images, masks = images.to(device), masks.to(device)
-    trainer._step(images, masks)  # the first real training step
+    trainer.step(images, masks)  # the first real training step
     _sync(device)
     first_step_s = time.time() - launch
 
@@ -128,7 +120,7 @@ def run_bench(cfg: DictConfig, tracker=None) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     n_imgs, start = 0, time.perf_counter()
-    per_epoch = trainer._n_batches(train_loader, trainer.limit_train_batches) * cfg.trainer.batch_size
+    per_epoch = trainer.batches_per_epoch(train_loader) * cfg.trainer.batch_size
     for epoch in range(b.epochs):  # the real loop: loader, AMP, scheduler, metrics, logging
         metrics = trainer.train_epoch(train_loader, epoch)
         n_imgs += per_epoch
@@ -146,6 +138,7 @@ def run_bench(cfg: DictConfig, tracker=None) -> dict[str, Any]:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
         "model": f"{cfg.model.arch}/{cfg.encoder.name}", "img_size": d.img_size,
         "batch_size": cfg.trainer.batch_size, "amp": cfg.trainer.amp, "loader_workers": workers,
+        "split": factory.split_spec(cfg).describe(), "train_images": len(splits.train),
         "compute_imgs_per_s": compute,
         "end_to_end_imgs_per_s": end_to_end,
         "end_to_end_ratio": end_to_end / compute,
@@ -168,17 +161,20 @@ def run_bench(cfg: DictConfig, tracker=None) -> dict[str, Any]:
 def format_table(r: dict[str, Any]) -> str:
     mb = 2**20
     rows = [
-        ("device / model", f"{r['device']} / {r['model']} @ {r['img_size']} px, batch {r['batch_size']}, amp={r['amp']}"),
+        ("device / model", f"{r['device']} / {r['model']} @ {r['img_size']} px, batch {r['batch_size']}, "
+                           f"amp={r['amp']}"),
+        ("data", f"{r['train_images']} training images, split {r['split']}"),
         ("1 compute-only (model fwd+bwd+step)", f"{r['compute_imgs_per_s']:.1f} imgs/s"),
-        ("2 end-to-end training loop", f"{r['end_to_end_imgs_per_s']:.1f} imgs/s = {r['end_to_end_ratio']:.3f} x (1)"),
+        ("2 end-to-end training loop",
+         f"{r['end_to_end_imgs_per_s']:.1f} imgs/s = {r['end_to_end_ratio']:.3f} x (1)"),
         ("3 data pipeline alone", f"{r['data_imgs_per_s']:.1f} imgs/s with {r['loader_workers']} workers; "
                                   f"{r['data_imgs_per_s_per_core']:.1f} per core = "
                                   f"{r['data_to_model_ratio_per_core']:.1f} x the model's rate"),
-        ("4 pre-load RSS vs raw uint8 pixels", f"{r['preload_rss_bytes'] / mb:.1f} MB vs {r['pixel_bytes'] / mb:.1f} MB "
-                                               f"= {r['preload_rss_ratio']:.2f} x"),
-        (f"  with {r['memory_workers']} loader workers", f"+{r['worker_growth_bytes'] / mb:.1f} MB copied while reading "
-                                                         f"every image = {r['preload_rss_ratio_with_workers']:.2f} x "
-                                                         f"(workers' own baseline {r['worker_base_bytes'] / mb:.0f} MB)"),
+        ("4 pre-load RSS vs raw uint8 pixels",
+         f"{r['preload_rss_bytes'] / mb:.1f} MB vs {r['pixel_bytes'] / mb:.1f} MB = {r['preload_rss_ratio']:.2f} x"),
+        (f"  with {r['memory_workers']} loader workers",
+         f"+{r['worker_growth_bytes'] / mb:.1f} MB copied while reading every image = "
+         f"{r['preload_rss_ratio_with_workers']:.2f} x (workers' own baseline {r['worker_base_bytes'] / mb:.0f} MB)"),
         ("5 launch to first training step", f"{r['launch_to_first_step_s']:.1f} s"),
         ("peak memory (training)", f"{r['peak_mem_mb']:.0f} MB"),
     ]

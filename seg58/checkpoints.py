@@ -8,8 +8,10 @@ from typing import Any
 
 import torch
 
+from seg58.errors import Seg58Error
 
-class CheckpointError(ValueError):
+
+class CheckpointError(Seg58Error, ValueError):
     """A checkpoint that cannot be loaded (corrupt, truncated, or from another model)."""
 
 
@@ -22,6 +24,14 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     except Exception as e:
         raise CheckpointError(f"cannot load checkpoint {path} (corrupt or not a seg58 checkpoint): "
                               f"{type(e).__name__}: {str(e)[:300]}") from None
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, Any], source: str) -> None:
+    """The checkpoint's model weights, all of them, or a CheckpointError naming `source`."""
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint {source} does not fit this model: {str(e)[:300]}") from None
 
 
 def save_atomic(obj: Any, path: Path) -> None:

@@ -7,14 +7,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from seg58.classes import CLASS_NAMES, NUM_CLASSES
 from seg58.data.splits import GROUP_SPLITS
+from seg58.errors import ConfigError
 from seg58.models import compatibility_problems
-
-
-class ConfigError(ValueError):
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n  - ".join(["Invalid configuration:", *problems]))
 
 
 def _positive(cfg: DictConfig, *keys: str) -> list[str]:
@@ -23,18 +19,20 @@ def _positive(cfg: DictConfig, *keys: str) -> list[str]:
 
 
 def config_problems(cfg: DictConfig) -> list[str]:
-    """Every problem found, each naming its key; empty when the config can run."""
+    """Every problem found, each naming its key; empty when the config can run. Types and
+    fixed value sets (enums) are the schema's job (seg58/config.py): refused at composition."""
     problems = compatibility_problems(cfg.model.arch, cfg.encoder.name, cfg.data.img_size)
     problems += _positive(cfg, "data.img_size", "trainer.epochs", "trainer.batch_size",
                           "optim.lr", "trainer.limit_train_batches", "trainer.limit_val_batches",
                           "infer.window", "infer.resolution")
-    if cfg.data.split != "random" and cfg.data.split not in GROUP_SPLITS:
-        problems.append(f"data.split={cfg.data.split!r}; valid: random, {', '.join(GROUP_SPLITS)}")
-    elif cfg.data.split in GROUP_SPLITS and not cfg.data.split_holdout:
+    if cfg.data.split in GROUP_SPLITS and not cfg.data.split_holdout:
         problems.append(f"data.split={cfg.data.split} needs data.split_holdout=<a value of the "
                         f"{GROUP_SPLITS[cfg.data.split]} column>")
     if not 0.0 < cfg.data.val_fraction < 1.0:
         problems.append(f"data.val_fraction={cfg.data.val_fraction} must be between 0 and 1")
+    if cfg.data.num_classes != NUM_CLASSES:
+        problems.append(f"data.num_classes={cfg.data.num_classes} but the metrics name {NUM_CLASSES} classes "
+                        f"({', '.join(CLASS_NAMES)}; seg58/classes.py)")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.trainer.device):
         problems.append(f"trainer.device={cfg.trainer.device!r}; valid: auto, cpu, cuda, cuda:N")
     for key, lowest in (("num_workers", 0), ("threads", 1)):
@@ -45,15 +43,8 @@ def config_problems(cfg: DictConfig) -> list[str]:
     if cfg.model.hierarchical != hierarchical_loss:
         problems.append("model.hierarchical=true and loss=hierarchical go together "
                         f"(now model.hierarchical={cfg.model.hierarchical}, loss={cfg.loss.get('_target_')})")
-    i = cfg.infer
-    if i.mode not in ("whole", "slide"):
-        problems.append(f"infer.mode={i.mode!r}; valid: whole, slide")
-    if not 0 <= i.overlap < 1:
-        problems.append(f"infer.overlap={i.overlap} must be in [0, 1)")
-    if i.split not in ("val", "train", "all"):
-        problems.append(f"infer.split={i.split!r}; valid: val, train, all")
-    if cfg.trainer.nonfinite not in ("skip", "stop"):
-        problems.append(f"trainer.nonfinite={cfg.trainer.nonfinite!r}; valid: skip, stop")
+    if not 0 <= cfg.infer.overlap < 1:
+        problems.append(f"infer.overlap={cfg.infer.overlap} must be in [0, 1)")
     resume = cfg.trainer.resume
     if resume not in ("auto", "never") and not Path(resume).is_file():
         problems.append(f"trainer.resume={resume!r}: no such checkpoint; valid: auto, never or a last.pt path")

@@ -1,4 +1,4 @@
-"""Hydra entry point: `python -m seg58 [overrides]`, `seg58 -m encoder=a,b` for sweeps."""
+"""Entry points: `seg58 [COMMAND] [overrides]`; training by default, `-m` for sweeps."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-import hydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from hydra.types import RunMode  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
 
-from seg58.config import register  # noqa: E402
-from seg58.env import PARENT_EXPERIMENT_ENV, PARENT_RUN_ENV  # noqa: E402
+from seg58.config import register
+from seg58.env import PARENT_EXPERIMENT_ENV, PARENT_RUN_ENV
+from seg58.user_errors import DEBUG_ENV, debug_enabled, reported_as_user_errors, run_plain_command
 
 log = logging.getLogger("seg58")
 
@@ -53,7 +54,6 @@ def unfinished_run(output_dir: Path, overrides: list[str]) -> Path | None:
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
 def train_app(cfg: DictConfig) -> float:
-    from seg58.errors import reported_as_user_errors
     from seg58.run import train  # heavy imports after Hydra has parsed the command line
     from seg58.tracking import git_commit
 
@@ -91,14 +91,13 @@ def train_app(cfg: DictConfig) -> float:
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
 def check_data_app(cfg: DictConfig) -> None:
+    from seg58 import factory
     from seg58.data.check import check_dataset
-    from seg58.errors import reported_as_user_errors
 
     d = cfg.data
     with reported_as_user_errors():
-        report = check_dataset(d.root, d.val_fraction, d.split_seed,
-                               dict(d.synthetic) if d.synthetic else None,
-                               d.preload_max_side or 1024, split=d.split, holdout=d.split_holdout)
+        report = check_dataset(d.root, factory.split_spec(cfg), factory.synthetic_settings(cfg),
+                               d.preload_max_side or 1024)
     print(report)
 
 
@@ -108,18 +107,18 @@ def bench_app(cfg: DictConfig) -> None:
 
     from seg58.bench import format_table, run_bench, save
     from seg58.checks import check_config
-    from seg58.errors import reported_as_user_errors
 
     with reported_as_user_errors():
         check_config(cfg)
-    tracker = None
-    if cfg.tracking.enabled:
-        from seg58.tracking import MlflowCallback
+        tracker = None
+        if cfg.tracking.enabled:
+            from seg58.mlflow_store import check_reachable
+            from seg58.tracking import MlflowCallback
 
-        tracker = MlflowCallback(cfg.tracking.uri, "bench", f"bench-{cfg.model.arch}-{cfg.encoder.name}".lower(),
-                                 params=OmegaConf.to_container(cfg, resolve=True),
-                                 tags={"command": "bench"}, log_checkpoint=False)
-    with reported_as_user_errors():
+            check_reachable(cfg.tracking.uri)
+            tracker = MlflowCallback(cfg.tracking.uri, "bench", f"bench-{cfg.model.arch}-{cfg.encoder.name}".lower(),
+                                     params=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+                                     tags={"command": "bench"}, log_checkpoint=False)
         result = run_bench(cfg, tracker)
     out = Path(HydraConfig.get().runtime.output_dir) / "bench.json"
     for path in filter(None, [out, cfg.bench.json and Path(cfg.bench.json)]):
@@ -135,7 +134,6 @@ def evaluate_app(cfg: DictConfig) -> None:
     import json
 
     from seg58.checks import check_config
-    from seg58.errors import reported_as_user_errors
     from seg58.evaluate import run_evaluate
 
     with reported_as_user_errors():
@@ -147,13 +145,23 @@ def evaluate_app(cfg: DictConfig) -> None:
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
 def predict_app(cfg: DictConfig) -> None:
     from seg58.checks import check_config
-    from seg58.errors import reported_as_user_errors
     from seg58.evaluate import run_predict
 
     with reported_as_user_errors():
         check_config(cfg)
         files = run_predict(cfg, list(HydraConfig.get().overrides.task))
     print(f"wrote masks and overlays of {len(files)} image(s) to {cfg.infer.output}")
+
+
+def _bare_dataset_path(args: list[str]) -> list[str]:
+    """`seg58 check-data /data/artefact`: a bare folder means data.root of an ARTeFACT folder."""
+    paths = [a for a in args if "=" not in a and not a.startswith("-")]
+    if not paths:
+        return args
+    rest = [a for a in args if a not in paths]
+    root = str(Path(paths[0]).expanduser().resolve()).replace("'", "\\'")
+    data = [] if any(a.startswith("data=") for a in rest) else ["data=artefact"]
+    return [*data, f"data.root='{root}'", *rest]
 
 
 # Commands besides training; each takes the same config overrides (data=..., paths.data_dir=...).
@@ -164,7 +172,7 @@ COMMANDS = {
     "evaluate": (evaluate_app, []),
     "predict": (predict_app, []),
 }
-
+BARE_ARGUMENTS = {"check-data": _bare_dataset_path}
 
 # Commands with ordinary arguments (they compose no run config).
 PLAIN_COMMANDS = {
@@ -176,15 +184,24 @@ PLAIN_COMMANDS = {
 
 
 def main() -> None:
-    """`seg58 [COMMAND] [overrides]`: training by default; see COMMANDS for the others."""
-    if len(sys.argv) > 1 and sys.argv[1] in PLAIN_COMMANDS:  # plain arguments, no config
+    """`seg58 [--debug] [COMMAND] [args]`: training by default; see COMMANDS for the others."""
+    if "--debug" in sys.argv[1:]:  # tracebacks for user errors too (also SEG58_DEBUG=1)
+        sys.argv.remove("--debug")
+        os.environ[DEBUG_ENV] = "1"
+    if debug_enabled():
+        os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    command = sys.argv[1] if len(sys.argv) > 1 else None
+    if command in PLAIN_COMMANDS:  # plain arguments, no config
         import importlib
 
-        module, func = PLAIN_COMMANDS[sys.argv[1]].split(":")
-        sys.exit(getattr(importlib.import_module(module), func)(sys.argv[2:]))
-    if len(sys.argv) > 1 and sys.argv[1] in COMMANDS:
-        app, extra = COMMANDS[sys.argv.pop(1)]
-        sys.argv[1:1] = extra
+        module, func = PLAIN_COMMANDS[command].split(":")
+        sys.exit(run_plain_command(f"seg58 {command}", getattr(importlib.import_module(module), func), sys.argv[2:]))
+    if command in COMMANDS:
+        app, extra = COMMANDS[command]
+        args = sys.argv[2:]
+        if command in BARE_ARGUMENTS:
+            args = BARE_ARGUMENTS[command](args)
+        sys.argv[1:] = [*extra, *args]
         app()
     else:
         train_app()

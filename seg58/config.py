@@ -4,10 +4,12 @@ an override fails at composition with the key named, before anything runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
+
+from seg58.choices import InferMode, InferSplit, NonFinite, SplitKind
 
 
 @dataclass
@@ -23,12 +25,12 @@ class DataConf:
     root: str = MISSING  # dataset folder; for synthetic data, the cache folder it is written to
     img_size: int = 128
     val_fraction: float = 0.2
-    split: str = "random"  # random (seeded, stratified by material) | leave_one_material_out | leave_one_content_out
-    split_holdout: Optional[str] = None  # the material/content held out by the leave-one-out splits
+    split: SplitKind = SplitKind.random  # random (seeded, by material) | leave_one_material_out | leave_one_content_out
+    split_holdout: str | None = None  # the material/content held out by the leave-one-out splits
     split_seed: int = 0
     preload: bool = True  # decode once into RAM as uint8
-    preload_max_side: Optional[int] = None  # downsize huge scans at load time
-    synthetic: Optional[SyntheticConf] = None
+    preload_max_side: int | None = None  # downsize huge scans at load time
+    synthetic: SyntheticConf | None = None
     num_classes: int = 16
     ignore_index: int = 255
 
@@ -43,7 +45,8 @@ class ModelConf:
 @dataclass
 class EncoderConf:
     name: str = MISSING  # SMP encoder name; "tu-*" = any timm model
-    weights: Optional[str] = None  # None offline; "imagenet", True (timm) or a local .pth file
+    weights: str | None = None  # None offline; "imagenet", True (timm) or a local .pth file
+    allow_partial_weights: bool = False  # a weights file missing encoder tensors: warn instead of refusing
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -63,23 +66,23 @@ class TrainerConf:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     num_workers: Any = "auto"  # int, or auto: CPUs-1 on GPU, 0 on CPU
     threads: Any = "auto"  # torch CPU threads; auto: CPUs granted / concurrent local jobs
-    limit_train_batches: Optional[int] = None
-    limit_val_batches: Optional[int] = None
+    limit_train_batches: int | None = None
+    limit_val_batches: int | None = None
     checkpoint: bool = True
     visuals: int = 4  # best epoch: IoU bars, confusion matrix, overlays of this many val images (0: off)
     channels_last: bool = False  # NHWC tensors: faster convolutions on tensor cores
     compile: bool = False  # torch.compile the model (minutes of warm-up; pays off on long GPU runs)
-    nonfinite: str = "skip"  # NaN/inf loss: skip the step (recorded) | stop the run
+    nonfinite: NonFinite = NonFinite.skip  # NaN/inf loss: skip the step (recorded) | stop the run
     resume: str = "auto"  # auto: continue from last.pt in this run's folder if there is one | never | a path
-    progress: Optional[bool] = None  # None: a bar on a terminal, one line per epoch in logs
+    progress: bool | None = None  # None: a bar on a terminal, one line per epoch in logs
 
 
 @dataclass
 class TrackingConf:
     enabled: bool = True
-    uri: Optional[str] = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the cwd
+    uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the cwd
     experiment_name: str = "default"
-    run_name: Optional[str] = None  # None: <model>-<encoder>
+    run_name: str | None = None  # None: <model>-<encoder>
     log_checkpoint: bool = True
     tags: dict[str, str] = field(default_factory=dict)  # extra run tags (e.g. source_run of a rerun)
 
@@ -91,19 +94,19 @@ class BenchConf:
     epochs: int = 2  # timed epochs of the real training loop
     data_batches: int = 30  # batches of the data pipeline alone
     memory_workers: Any = "auto"  # loader workers for the memory check (auto: 2..4)
-    json: Optional[str] = None  # also write the result here (always: <run dir>/bench.json)
+    json: str | None = None  # also write the result here (always: <run dir>/bench.json)
 
 
 @dataclass
 class InferConf:
-    checkpoint: Optional[str] = None  # a best.pt / last.pt ...
-    run_id: Optional[str] = None  # ... or an MLflow run: its best checkpoint and logged config
-    mode: str = "whole"  # whole: one padded pass | slide: overlapping windows
-    resolution: Optional[int] = None  # longest side to infer at; None: data.img_size (whole), as loaded (slide)
-    window: Optional[int] = None  # slide window; None: data.img_size
+    checkpoint: str | None = None  # a best.pt / last.pt ...
+    run_id: str | None = None  # ... or an MLflow run: its best checkpoint and logged config
+    mode: InferMode = InferMode.whole  # whole: one padded pass | slide: overlapping windows
+    resolution: int | None = None  # longest side to infer at; None: data.img_size (whole), as loaded (slide)
+    window: int | None = None  # slide window; None: data.img_size
     overlap: float = 0.25
-    split: str = "val"  # evaluate: val | train | all
-    input: Optional[str] = None  # predict: an image or a folder of images
+    split: InferSplit = InferSplit.val  # evaluate: val | train | all
+    input: str | None = None  # predict: an image or a folder of images
     output: str = "predictions"  # predict: where <name>_mask.png and <name>_overlay.png go
 
 

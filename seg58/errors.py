@@ -1,25 +1,23 @@
-"""How user errors reach the terminal: the message alone, no traceback (they are not bugs)."""
+"""Errors that mean "bad input", not "bug": every command reports them as one message.
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+Plain Python (no Hydra, no MLflow) so the core can raise them; the entry points turn them into
+a message and a non-zero exit (seg58/user_errors.py).
+"""
 
-from hydra.errors import CompactHydraException
-
-
-class UserFacingError(CompactHydraException):
-    """Bad input (config, data): Hydra prints just this message and exits non-zero."""
+from __future__ import annotations
 
 
-@contextmanager
-def reported_as_user_errors() -> Iterator[None]:
-    """Every command's one translation of bad-input errors into a plain message."""
-    from seg58.checkpoints import CheckpointError
-    from seg58.checks import ConfigError
-    from seg58.data.folder import DataError
-    from seg58.mlflow_store import TrackingError
-    from seg58.trainer import NonFiniteLossError
+class Seg58Error(Exception):
+    """Bad input from the user: config, data, paths, checkpoints, weights, tracking store."""
 
-    try:
-        yield
-    except (ConfigError, DataError, TrackingError, CheckpointError, NonFiniteLossError) as e:
-        raise UserFacingError(str(e)) from None
+
+class ConfigError(Seg58Error, ValueError):
+    """A config that cannot run; every problem names its key."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n  - ".join(["Invalid configuration:", *problems]))
+
+
+class UsageError(Seg58Error):
+    """A command-line argument that names nothing usable (a folder, a run id)."""

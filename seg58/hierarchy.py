@@ -6,7 +6,8 @@ decoder output next to SMP's own segmentation head. Documented class mapping:
 | coarse group | fine classes |
 |---|---|
 | 0 clean | 0 Clean |
-| 1 structural (material is lost or deformed) | 1 Material loss, 2 Peel, 4 Scratch, 7 Fold, 9 Cracks, 13 Puncture, 14 Burn marks |
+| 1 structural (material lost or deformed) | 1 Material loss, 2 Peel, 4 Scratch, 7 Fold, 9 Cracks, |
+|  | 13 Puncture, 14 Burn marks |
 | 2 surface (deposits, discoloration, optical) | 3 Dust, 5 Hair, 6 Dirt, 10 Staining, 15 Lightleak |
 | 3 additions (later marks on the object) | 8 Writing, 11 Stamp, 12 Sticker |
 
@@ -15,7 +16,7 @@ binary: 0 clean (fine 0), 1 damage (fine 1..15). 255 (ignore) stays 255 at every
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -25,9 +26,10 @@ COARSE_NAMES = ("clean", "structural", "surface", "additions")
 BINARY_NAMES = ("clean", "damage")
 FINE_TO_COARSE = (0, 1, 1, 2, 1, 2, 2, 1, 3, 1, 2, 3, 3, 1, 1, 2)
 LEVELS = ("fine", "coarse", "binary")
+LEVEL_NAMES = {"coarse": COARSE_NAMES, "binary": BINARY_NAMES}  # the levels above fine
 
 
-@lru_cache(maxsize=None)
+@cache
 def lookup(ignore_index: int = 255, device: str = "cpu") -> dict[str, torch.Tensor]:
     """256-entry tables mapping fine labels to each level (ignore maps to ignore); built once
     per device, not on every training step."""

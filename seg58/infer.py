@@ -12,10 +12,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from seg58.choices import InferMode
 from seg58.data.folder import Sample, fitted_size, load_pair
 from seg58.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from seg58.hierarchy import BINARY_NAMES, COARSE_NAMES, fine_logits, lookup
-from seg58.metrics import ConfusionMatrix
+from seg58.evaluator import SegmentationEvaluator
+from seg58.hierarchy import fine_logits
 from seg58.visuals import colorize
 
 
@@ -37,10 +38,9 @@ class Predictor:
     averaged where windows meet (for fixed-size encoders such as Swin, and for large images)."""
 
     def __init__(self, model: torch.nn.Module, device: torch.device, num_classes: int, *,
-                 mode: str = "whole", window: int = 384, overlap: float = 0.25, stride: int = 32,
-                 amp: bool = True):
-        if mode not in ("whole", "slide"):
-            raise ValueError(f"infer.mode={mode!r}; valid: whole, slide")
+                 mode: InferMode | str = InferMode.whole, window: int = 384, overlap: float = 0.25,
+                 stride: int = 32, amp: bool = True):
+        mode = InferMode(mode)
         if not 0 <= overlap < 1:
             raise ValueError(f"infer.overlap={overlap} must be in [0, 1)")
         self.model = model.to(device).eval()
@@ -55,7 +55,7 @@ class Predictor:
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """x: 3xHxW normalized -> CxHxW logits (on the device)."""
         h, w = x.shape[-2:]
-        if self.mode == "whole":
+        if self.mode is InferMode.whole:
             ph, pw = (math.ceil(v / self.stride) * self.stride for v in (h, w))
             return self._forward(_pad_to(x, ph, pw)[None])[0, :, :h, :w]
         win = self.window
@@ -87,24 +87,17 @@ class Predictor:
 
 
 def evaluate(predictor: Predictor, samples: Iterable[Sample], resolution: int | None,
-             max_side: int | None, ignore_index: int = 255) -> dict:
-    """Confusion-matrix metrics against each mask at its (pre-load) resolution; also at the
-    coarse and binary levels of the damage hierarchy (fine prediction and truth mapped)."""
-    cm = ConfusionMatrix(predictor.num_classes, ignore_index, predictor.device)
-    tables = lookup(ignore_index, str(predictor.device))
-    levels = {k: ConfusionMatrix(n, ignore_index, predictor.device)
-              for k, n in (("coarse", len(COARSE_NAMES)), ("binary", len(BINARY_NAMES)))}
+             max_side: int | None, prefix: str, ignore_index: int = 255) -> dict:
+    """Metrics (named `<prefix>/...`, as validation names them `val/...`) against each mask at
+    its (pre-load) resolution, with the same evaluator as validation."""
+    evaluator = SegmentationEvaluator(predictor.num_classes, ignore_index=ignore_index, device=predictor.device)
     n = 0
     for sample in samples:
         image, mask = load_pair(sample, max_side)
         pred = predictor.predict(image, resolution, mask.shape)
-        truth = torch.from_numpy(mask).to(predictor.device).long()
-        cm.update(pred, truth)
-        for level, level_cm in levels.items():
-            level_cm.update(tables[level][pred], tables[level][truth])
+        evaluator.update(pred, torch.from_numpy(mask).to(predictor.device).long())
         n += 1
-    return {**cm.compute(), "images": n, "confusion": cm.matrix.cpu().numpy(),
-            "levels": {k: v.compute() for k, v in levels.items()}}
+    return {"metrics": evaluator.metrics(prefix), "images": n, "confusion": evaluator.confusion.numpy()}
 
 
 def write_prediction(image: np.ndarray, pred: np.ndarray, out_dir: Path, stem: str, alpha: float = 0.5) -> None:

@@ -6,14 +6,22 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+from seg58.errors import Seg58Error
 
 log = logging.getLogger(__name__)
 
+# MLflow's own limits, and ours for long texts in tags
+MAX_PARAMS_PER_BATCH = 100  # params per log_batch call
+MAX_PARAM_CHARS = 6000  # characters of one param value
+MAX_TAG_CHARS = 5000  # an error message kept in a tag (readable in the UI)
 
-class TrackingError(RuntimeError):
+
+class TrackingError(Seg58Error, RuntimeError):
     """The tracking store cannot be reached or written."""
 
 
@@ -49,6 +57,30 @@ def check_reachable(uri: str | None) -> str:
     return uri
 
 
+def existing_store(uri: str | None) -> Any:
+    """A client for a store that must already hold runs (report, rerun, evaluate a run): a
+    missing SQLite file is an error, not a new empty store, and a dead server fails fast."""
+    uri = resolve_uri(uri)
+    db = _sqlite_path(uri)
+    if db is not None and not db.is_file():
+        raise TrackingError(f"no MLflow store at {db}: run from the folder that holds mlflow.db, or set "
+                            f"MLFLOW_TRACKING_URI / --tracking-uri / tracking.uri")
+    check_reachable(uri)
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(uri)
+
+
+def get_run(client: Any, run_id: str) -> Any:
+    """The run, or a TrackingError naming the id and the store."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise TrackingError(f"no MLflow run {run_id!r} in {client.tracking_uri}") from None
+
+
 def record_failed_run(uri: str | None, experiment_name: str, run_name: str, tags: dict[str, str],
                       reason: str) -> None:
     """A run that never started (bad data): a FAILED run with the reason, nothing else."""
@@ -58,7 +90,7 @@ def record_failed_run(uri: str | None, experiment_name: str, run_name: str, tags
     ensure_store(uri)
     client = MlflowClient(uri)
     run = client.create_run(experiment_id(client, experiment_name, uri), run_name=run_name,
-                            tags={**tags, "error": reason[:5000]})
+                            tags={**tags, "error": reason[:MAX_TAG_CHARS]})
     client.set_terminated(run.info.run_id, "FAILED")
 
 
@@ -130,3 +162,37 @@ def mark_lost_run(uri: str | None, run_id_file: Path, state: str) -> str | None:
         client.set_tag(run_id, "slurm.state", state)
         client.set_terminated(run_id, "KILLED")
     return run_id
+
+
+def start_sweep_run(uri: str | None, experiment_name: str, sweep_dir: Path, arguments: list[str],
+                    spec: str) -> str:
+    """One MLflow run for the whole sweep; the jobs' runs nest under it in the UI."""
+    from mlflow.entities import Param
+    from mlflow.tracking import MlflowClient
+
+    uri = resolve_uri(uri)
+    client = MlflowClient(uri)
+    run = client.create_run(experiment_id(client, experiment_name, uri),
+                            run_name=f"sweep {sweep_dir.parent.name}/{sweep_dir.name}",
+                            tags={"seg58.sweep": "true", "sweep.overrides": spec, "sweep.dir": str(sweep_dir)})
+    params = [Param(a.split("=", 1)[0].lstrip("+~"), a.split("=", 1)[1][:MAX_PARAM_CHARS])
+              for a in arguments if "=" in a]
+    if params:
+        client.log_batch(run.info.run_id, params=params[:MAX_PARAMS_PER_BATCH])
+    log.info("MLflow sweep run %s (%s)", run.info.run_id, spec)
+    return run.info.run_id
+
+
+def finish_sweep_run(uri: str | None, parent: str, failed: bool, sweep_dir: str) -> None:
+    """Leaderboard and curves onto the sweep's run, then close it (FAILED if any cell failed)."""
+    from mlflow.tracking import MlflowClient
+
+    from seg58.report import publish, to_markdown
+
+    client = MlflowClient(resolve_uri(uri))
+    try:
+        rows = publish(client, parent)
+        log.info("leaderboard (MLflow sweep run %s; rebuild with `seg58 report %s`):\n%s",
+                 parent, sweep_dir, to_markdown(rows))
+    finally:
+        client.set_terminated(parent, "FAILED" if failed else "FINISHED")

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 import segmentation_models_pytorch as smp
 import torch
+
+from seg58.errors import Seg58Error
+
+log = logging.getLogger(__name__)
+
+
+class WeightsError(Seg58Error, ValueError):
+    """An encoder weights file that does not (fully) fit the encoder."""
 
 # Architectures that need an encoder with dilated convolutions (output_stride < 32), and the
 # factor every input side must be divisible by.
@@ -47,6 +57,7 @@ def build_model(
     encoder_kwargs: dict | None = None,
     model_kwargs: dict | None = None,
     hierarchical: bool = False,
+    allow_partial_weights: bool = False,
 ) -> torch.nn.Module:
     """SMP model; `weights` may be an SMP weights name, True (timm default), or a local file."""
     local_file = isinstance(weights, str) and weights.endswith((".pt", ".pth", ".safetensors"))
@@ -60,7 +71,7 @@ def build_model(
         **(encoder_kwargs or {}),
     )
     if local_file:
-        load_encoder_weights(model, weights)
+        load_encoder_weights(model, weights, allow_partial_weights)
     if hierarchical:
         from seg58.hierarchy import HierarchicalModel
 
@@ -68,16 +79,33 @@ def build_model(
     return model
 
 
-def load_encoder_weights(model: torch.nn.Module, path: str) -> None:
-    """Offline clusters: encoder weights from a file (state dict of the encoder or a timm model)."""
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
+def load_encoder_weights(model: torch.nn.Module, path: str, allow_partial: bool = False) -> None:
+    """Offline clusters: encoder weights from a file (state dict of the encoder or a timm model).
 
-        state = load_file(path)
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    A file that leaves encoder tensors unset would train a half-random encoder without a word:
+    that is an error listing them, or with `allow_partial` (encoder.allow_partial_weights) a
+    warning. Extra tensors (a classifier head of a timm checkpoint) are ignored."""
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise WeightsError(f"encoder.weights={path}: cannot read ({type(e).__name__}: {str(e)[:200]})") from None
     target = model.encoder.model if hasattr(model.encoder, "model") else model.encoder
-    missing, unexpected = target.load_state_dict(state, strict=False)
-    loaded = len(state) - len(unexpected)
-    if loaded == 0:
-        raise ValueError(f"no tensor in {path} matches encoder {type(target).__name__}")
+    try:
+        missing, unexpected = target.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # same names, other shapes
+        raise WeightsError(f"encoder.weights={path} does not fit encoder {type(target).__name__}: "
+                           f"{str(e)[:300]}") from None
+    if len(state) == len(unexpected):
+        raise WeightsError(f"encoder.weights={path}: no tensor matches encoder {type(target).__name__}")
+    if missing:
+        listed = ", ".join(missing[:10]) + (f" ... ({len(missing)} in all)" if len(missing) > 10 else "")
+        message = f"encoder.weights={path} leaves {len(missing)} encoder tensor(s) unset: {listed}"
+        if not allow_partial:
+            raise WeightsError(f"{message}. Use a complete file, or encoder.allow_partial_weights=true "
+                               f"to train with the rest randomly initialised")
+        log.warning("%s (kept random: encoder.allow_partial_weights=true)", message)

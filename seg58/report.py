@@ -53,7 +53,8 @@ def leaderboard(client: Any, parent_id: str) -> list[dict[str, Any]]:
             "status": info.status,
         })
     _keep_varying_overrides(rows)
-    rows.sort(key=lambda r: (r["status"] != "FINISHED", -(r["best_val_miou"] if math.isfinite(r["best_val_miou"]) else -1)))
+    rows.sort(key=lambda r: (r["status"] != "FINISHED",
+                             -(r["best_val_miou"] if math.isfinite(r["best_val_miou"]) else -1)))
     for i, r in enumerate(rows, 1):
         r["rank"] = i
     return rows
@@ -63,7 +64,7 @@ def _keep_varying_overrides(rows: list[dict[str, Any]]) -> None:
     """Show what differs between the cells (the swept values), not what they share."""
     tokens = [r["overrides"].split() for r in rows]
     common = set.intersection(*map(set, tokens)) if len(rows) > 1 else set()
-    for r, t in zip(rows, tokens):
+    for r, t in zip(rows, tokens, strict=True):
         r["overrides"] = " ".join(x for x in t if x not in common)
 
 
@@ -130,15 +131,20 @@ def publish(client: Any, parent_id: str) -> list[dict[str, Any]]:
 
 def parent_id_of(target: str) -> str:
     """A sweep folder (its sweep_summary.json names the parent run) or a run id."""
+    from seg58.errors import UsageError
+
     path = Path(target)
     summary = path / "sweep_summary.json"
     if summary.is_file():
         parent = json.loads(summary.read_text()).get("mlflow_parent_run_id")
         if not parent:
-            raise SystemExit(f"{summary} names no MLflow parent run (tracking was off?)")
+            raise UsageError(f"{summary} names no MLflow parent run (tracking was off?)")
         return parent
     if path.exists():
-        raise SystemExit(f"{target}: no sweep_summary.json there")
+        raise UsageError(f"{target}: no sweep_summary.json there (not a seg58 sweep folder, or the sweep "
+                         f"has not finished; `seg58 report` takes multirun/<date>/<time> or a run id)")
+    if "/" in target or "\\" in target:
+        raise UsageError(f"{target}: no such folder")
     return target
 
 
@@ -149,14 +155,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
     parser.add_argument("--no-log", action="store_true", help="print only; do not re-log to the parent run")
     args = parser.parse_args(argv)
-    from mlflow.tracking import MlflowClient
+    from seg58.mlflow_store import existing_store, get_run
 
-    from seg58.mlflow_store import resolve_uri
-
-    client = MlflowClient(resolve_uri(args.tracking_uri))
     parent = parent_id_of(args.target)
+    client = existing_store(args.tracking_uri)
+    name = get_run(client, parent).info.run_name
     rows = leaderboard(client, parent) if args.no_log else publish(client, parent)
-    print(f"{client.get_run(parent).info.run_name} (MLflow parent run {parent}): {len(rows)} runs")
+    print(f"{name} (MLflow parent run {parent}): {len(rows)} runs")
     print(to_markdown(rows))
     return 0
 
@@ -173,14 +178,18 @@ def rerun_main(argv: list[str] | None = None) -> int:
     import subprocess
 
     from hydra import compose, initialize_config_dir
-    from mlflow.tracking import MlflowClient
     from omegaconf import OmegaConf
 
     from seg58.cli import config_dir
-    from seg58.mlflow_store import resolve_uri
+    from seg58.errors import UsageError
+    from seg58.mlflow_store import existing_store, get_run
 
-    uri = resolve_uri(args.tracking_uri)
-    client = MlflowClient(uri)
+    client = existing_store(args.tracking_uri)
+    uri = client.tracking_uri
+    run = get_run(client, args.run_id)
+    if ".hydra" not in {a.path for a in client.list_artifacts(args.run_id)}:
+        raise UsageError(f"run {args.run_id} ({run.info.run_name}) has no .hydra/ artifacts: not a seg58 "
+                         f"training run, nothing to rerun")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(client.download_artifacts(args.run_id, ".hydra", tmp))
         overrides = [str(o) for o in OmegaConf.load(folder / "overrides.yaml")]

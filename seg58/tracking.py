@@ -14,12 +14,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seg58.mlflow_store import TrackingError, ensure_store, experiment_id, resolve_uri
+from seg58.callbacks import Callback
+from seg58.mlflow_store import (
+    MAX_PARAM_CHARS,
+    MAX_PARAMS_PER_BATCH,
+    MAX_TAG_CHARS,
+    TrackingError,
+    ensure_store,
+    experiment_id,
+    resolve_uri,
+)
 
 log = logging.getLogger(__name__)
-
-MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit
-MAX_PARAM_CHARS = 6000
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -45,7 +51,7 @@ def git_commit(path: Path) -> tuple[str | None, bool]:
         return None, False
 
 
-class MlflowCallback:
+class MlflowCallback(Callback):
     """Trainer callback: params + tags at start, metrics per epoch, artifacts and status at end."""
 
     def __init__(
@@ -158,7 +164,7 @@ class MlflowCallback:
         """Send buffered epochs in order; on failure keep them for the next try. Training never
         waits on a broken tracking server beyond MLflow's own request retries."""
         while self._pending:
-            epoch, batch = self._pending[0]
+            _, batch = self._pending[0]
             try:
                 self.client.log_batch(self.run_id, metrics=batch)
             except Exception as e:
@@ -202,13 +208,13 @@ class MlflowCallback:
         raise TrackingError(f"MLflow at {self.uri} stayed unreachable: {len(self._pending)} epoch(s) "
                             f"of metrics for run {self.run_id} were saved to {path} instead")
 
-    def on_failure(self, error: BaseException) -> None:
+    def on_failure(self, trainer: Any, error: BaseException) -> None:
         if self._pending:
             try:
                 self._flush()
             except Exception:
                 pass
         if self.client is not None and self.run_id is not None:
-            self.client.set_tag(self.run_id, "error", f"{type(error).__name__}: {error}"[:5000])
+            self.client.set_tag(self.run_id, "error", f"{type(error).__name__}: {error}"[:MAX_TAG_CHARS])
             killed = isinstance(error, (KeyboardInterrupt, SystemExit))  # signals, preemption
             self.client.set_terminated(self.run_id, "KILLED" if killed else "FAILED")

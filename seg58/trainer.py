@@ -8,18 +8,20 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from seg58.checkpoints import CheckpointError, load_checkpoint, save_atomic
-from seg58.classes import CLASS_NAMES, metric_key
-from seg58.hierarchy import BINARY_NAMES, COARSE_NAMES, fine_logits
-from seg58.hierarchy import targets as level_targets
-from seg58.metrics import ConfusionMatrix
+from seg58.callbacks import Callback
+from seg58.checkpoints import load_checkpoint, load_weights, save_atomic
+from seg58.choices import NonFinite
+from seg58.classes import CLASS_NAMES
+from seg58.errors import Seg58Error
+from seg58.evaluator import SegmentationEvaluator
+from seg58.hierarchy import fine_logits
 from seg58.runtime import peak_memory_mb, reset_peak_memory
 
 log = logging.getLogger(__name__)
@@ -29,16 +31,8 @@ def _as_float(out: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor | dic
     return {k: v.float() for k, v in out.items()} if isinstance(out, dict) else out.float()
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(Seg58Error, FloatingPointError):
     """Loss became NaN/inf and trainer.nonfinite=stop."""
-
-
-class Callback(Protocol):
-    def on_fit_start(self, trainer: Trainer) -> None: ...
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None: ...
-    def on_fit_end(self, trainer: Trainer, summary: dict[str, Any]) -> None: ...
-    # optional: on_failure(error) when fit() ends by an exception (incl. SystemExit on preemption)
-    # optional: on_event(trainer, key, value) for notable events (OOM back-off, skipped steps)
 
 
 class Trainer:
@@ -66,7 +60,7 @@ class Trainer:
         limit_train_batches: int | None = None,
         limit_val_batches: int | None = None,
         progress: bool | None = None,
-        nonfinite: str = "skip",
+        nonfinite: NonFinite | str = NonFinite.skip,
         channels_last: bool = False,
         compile_model: bool = False,
     ):
@@ -93,9 +87,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.best: dict[str, float] = {"val/miou": -math.inf, "epoch": -1}
         self.start_epoch = 0  # > 0 after resuming from a checkpoint
-        if nonfinite not in ("skip", "stop"):
-            raise ValueError(f"nonfinite must be 'skip' or 'stop', got {nonfinite!r}")
-        self.nonfinite = nonfinite
+        self.nonfinite = NonFinite(nonfinite)
         self.accum_steps = 1  # doubled on out-of-memory; the effective batch stays the same
         self.global_step = 0
         self._nonfinite_in_epoch = 0
@@ -107,9 +99,7 @@ class Trainer:
             resume_from: str | Path | None = None) -> dict[str, Any]:
         """Train `epochs` epochs; with `resume_from` (a last.pt), continue after its epoch with
         the same optimizer, scheduler, scaler and RNG state, as if never interrupted."""
-        steps = self._n_batches(train_loader, self.limit_train_batches)
-        if self._scheduler_factory is not None:
-            self.scheduler = self._scheduler_factory(self.optimizer, total_steps=self.epochs * steps)
+        self.configure_schedule(self.epochs * self.batches_per_epoch(train_loader))
         if resume_from is not None:
             self.load_state_dict(load_checkpoint(resume_from, self.device))
             log.info("resumed from %s at epoch %d/%d", resume_from, self.start_epoch + 1, self.epochs)
@@ -117,9 +107,16 @@ class Trainer:
             return self._fit_epochs(train_loader, val_loader)
         except BaseException as e:
             for cb in self.callbacks:
-                if hasattr(cb, "on_failure"):
-                    cb.on_failure(e)
+                cb.on_failure(self, e)
             raise
+
+    def configure_schedule(self, total_steps: int) -> None:
+        """(Re)build the per-step LR schedule for `total_steps` optimisation steps."""
+        if self._scheduler_factory is not None:
+            self.scheduler = self._scheduler_factory(self.optimizer, total_steps=total_steps)
+
+    def batches_per_epoch(self, loader: DataLoader) -> int:
+        return self._n_batches(loader, self.limit_train_batches)
 
     def _fit_epochs(self, train_loader: DataLoader, val_loader: DataLoader) -> dict[str, Any]:
         for cb in self.callbacks:
@@ -143,7 +140,7 @@ class Trainer:
     def train_epoch(self, loader: DataLoader, epoch: int) -> dict[str, float]:
         self.model.train()
         reset_peak_memory(self.device)
-        n_batches = self._n_batches(loader, self.limit_train_batches)
+        n_batches = self.batches_per_epoch(loader)
         loss_sum = torch.zeros((), device=self.device)
         n_imgs, data_wait = 0, 0.0
         self._nonfinite_in_epoch = 0
@@ -157,7 +154,7 @@ class Trainer:
             data_wait += time.perf_counter() - t0
             images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
             masks = masks.to(self.device, non_blocking=True)
-            loss = self._step(images, masks)
+            loss = self.step(images, masks)
             loss_sum += loss.detach()
             n_imgs += images.shape[0]
             bar.update()
@@ -180,8 +177,7 @@ class Trainer:
     @torch.no_grad()
     def validate(self, loader: DataLoader) -> dict[str, float]:
         self.model.eval()
-        cm = ConfusionMatrix(self.num_classes, self.ignore_index, self.device)
-        extra: dict[str, ConfusionMatrix] = {}
+        evaluator = SegmentationEvaluator(self.num_classes, self.class_names, self.ignore_index, self.device)
         loss_sum = torch.zeros((), device=self.device)
         n_batches = self._n_batches(loader, self.limit_val_batches)
         start = time.perf_counter()
@@ -193,30 +189,11 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
                 out = self._forward(images)
             loss_sum += self.loss_fn(_as_float(out), masks)
-            cm.update(fine_logits(out).argmax(1), masks)
-            if isinstance(out, dict):  # hierarchical heads: score every level
-                labels = level_targets(masks, self.ignore_index)
-                for level in ("coarse", "binary"):
-                    extra.setdefault(level, ConfusionMatrix(out[level].shape[1], self.ignore_index,
-                                                            self.device)).update(out[level].argmax(1), labels[level])
-        result = cm.compute()
-        self.last_confusion = cm.matrix.cpu()
-        metrics = {
-            "val/loss": float(loss_sum) / max(1, n_batches),
-            "val/miou": result["miou"],
-            "val/pixel_acc": result["pixel_acc"],
-            "perf/val_time_s": time.perf_counter() - start,
-        }
-        for name, iou in zip(self.class_names, result["iou"]):
-            if not math.isnan(iou):  # absent from the val ground truth: undefined, not 0
-                metrics[f"val/iou/{metric_key(name)}"] = iou
-        for level, level_cm in extra.items():
-            level_result = level_cm.compute()
-            metrics[f"val/{level}/miou"] = level_result["miou"]
-            names = COARSE_NAMES if level == "coarse" else BINARY_NAMES
-            metrics.update({f"val/{level}/iou/{n}": v for n, v in zip(names, level_result["iou"])
-                            if not math.isnan(v)})
-        return metrics
+            heads = {k: v.argmax(1) for k, v in out.items() if k != "fine"} if isinstance(out, dict) else None
+            evaluator.update(fine_logits(out).argmax(1), masks, heads)
+        self.last_confusion = evaluator.confusion
+        return {"val/loss": float(loss_sum) / max(1, n_batches), **evaluator.metrics("val"),
+                "perf/val_time_s": time.perf_counter() - start}
 
     def state_dict(self, epoch: int) -> dict[str, Any]:
         return {
@@ -235,10 +212,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        try:
-            self.model.load_state_dict(state["model"])
-        except (KeyError, RuntimeError) as e:
-            raise CheckpointError(f"checkpoint does not fit this model: {str(e)[:300]}") from None
+        load_weights(self.model, state, "being resumed")
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler"):
             self.scheduler.load_state_dict(state["scheduler"])
@@ -253,9 +227,11 @@ class Trainer:
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([t.cpu() for t in state["rng"]["cuda"]])
 
-    # -- internals ----------------------------------------------------------------------
-    def _step(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """One optimizer step; on out-of-memory, retry the batch in twice as many chunks."""
+    def step(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """One optimisation step on a batch already on the device; returns the loss.
+
+        On out-of-memory the batch is retried in twice as many chunks (gradient accumulation,
+        same effective batch); a non-finite loss skips the step or stops (`nonfinite`)."""
         while True:
             try:
                 return self._accumulated_step(images, masks)
@@ -275,7 +251,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         total = torch.zeros((), device=self.device)
         n = images.shape[0]
-        for x, y in zip(images.chunk(self.accum_steps), masks.chunk(self.accum_steps)):
+        for x, y in zip(images.chunk(self.accum_steps), masks.chunk(self.accum_steps), strict=True):
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
                 out = self._forward(x)
             loss = self.loss_fn(_as_float(out), y)  # losses in fp32: Dice sums overflow fp16
@@ -291,7 +267,7 @@ class Trainer:
     def _skip_nonfinite(self, loss: torch.Tensor) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
         where = f"epoch {len(self.history) + 1} step {self.global_step}"
-        if self.nonfinite == "stop":
+        if self.nonfinite is NonFinite.stop:
             raise NonFiniteLossError(f"non-finite loss ({float(loss.detach())}) at {where} (trainer.nonfinite=stop)")
         log.warning("non-finite loss (%s) at %s: step skipped", float(loss.detach()), where)
         self._nonfinite_in_epoch += 1
@@ -304,10 +280,10 @@ class Trainer:
             self.scheduler.step()
         self.global_step += 1
 
+    # -- internals ----------------------------------------------------------------------
     def _event(self, key: str, value: Any) -> None:
         for cb in self.callbacks:
-            if hasattr(cb, "on_event"):
-                cb.on_event(self, key, value)
+            cb.on_event(self, key, value)
 
     def _checkpoint(self, epoch: int, improved: bool) -> None:
         if self.checkpoint_dir is None:

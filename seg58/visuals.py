@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from seg58.callbacks import Callback
 from seg58.classes import CLASS_NAMES, IGNORE_INDEX, PALETTE
 from seg58.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from seg58.hierarchy import fine_logits
@@ -80,7 +81,7 @@ def overlays(images: np.ndarray, truths: np.ndarray, preds: np.ndarray, path: Pa
 
     n = len(images)
     fig, axes = plt.subplots(n, 3, figsize=(9, 3 * n + 0.8), dpi=100, squeeze=False)
-    for row, (img, gt, pr) in enumerate(zip(images, truths, preds)):
+    for row, (img, gt, pr) in enumerate(zip(images, truths, preds, strict=True)):
         for col, (pic, name) in enumerate([(img, "image"), (colorize(gt), "ground truth"),
                                            (colorize(pr), "prediction")]):
             axes[row][col].imshow(pic)
@@ -103,7 +104,7 @@ def denormalize(batch: torch.Tensor) -> np.ndarray:
     return pixels.permute(0, 2, 3, 1).to(torch.uint8).numpy()
 
 
-class BestEpochVisuals:
+class BestEpochVisuals(Callback):
     """Trainer callback: remembers the best epoch's confusion matrix and predictions on the first
     `n_images` validation images, and draws the PNGs into `folder` when training ends."""
 
@@ -111,8 +112,6 @@ class BestEpochVisuals:
         self.folder = Path(folder)
         self.samples = [val_dataset[i] for i in range(min(n_images, len(val_dataset)))]
         self.best: dict[str, Any] | None = None
-
-    def on_fit_start(self, trainer: Any) -> None: ...
 
     @torch.no_grad()
     def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> None:

@@ -150,3 +150,75 @@ def test_incompatible_and_indivisible_are_reported_together():
     problems = config_problems(cfg)
     assert any("swin" in p and "DeepLabV3Plus" in p for p in problems)
     assert any("data.img_size=100" in p and "16" in p for p in problems)
+
+
+@pytest.mark.parametrize(("override", "valid"), [
+    ("trainer.nonfinite=halt", "[skip, stop]"),
+    ("infer.mode=tiles", "[whole, slide]"),
+    ("infer.split=test", "[val, train, all]"),
+    ("data.split=kfold", "[random, leave_one_material_out, leave_one_content_out]"),
+])
+def test_fixed_value_sets_are_refused_at_composition_with_the_choices(override, valid):
+    with pytest.raises(ConfigCompositionException) as err:
+        make(override)
+    message = str(err.value.__cause__ or err.value)
+    assert override.split("=")[0].split(".")[-1] in message and valid in message, message
+
+
+def test_enum_values_compose_and_print_as_plain_strings():
+    cfg = make("trainer.nonfinite=stop", "infer.mode=slide")
+    assert cfg.trainer.nonfinite == "stop" and f"{cfg.infer.mode}" == "slide"
+    flat = OmegaConf.to_container(cfg.trainer, enum_to_str=True)
+    assert flat["nonfinite"] == "stop"
+
+
+def test_num_classes_must_match_the_class_names():
+    problems = config_problems(make("data.num_classes=17"))
+    assert any("data.num_classes=17" in p and "16 classes" in p and "Lightleak" in p for p in problems)
+
+
+SCHEMAS = {"data": "DataConf", "model": "ModelConf", "encoder": "EncoderConf", "optim": "OptimConf",
+           "trainer": "TrainerConf", "tracking": "TrackingConf"}
+
+
+def _restated(raw: dict, schema: type, prefix: str) -> list[str]:
+    """Keys of a group file whose value equals the schema's default for that key."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(schema)
+    found = []
+    for f in dataclasses.fields(schema):
+        if f.name not in raw:
+            continue
+        value, kind = raw[f.name], typing.get_args(hints[f.name]) or (hints[f.name],)
+        nested = next((t for t in kind if dataclasses.is_dataclass(t)), None)
+        if nested is not None and isinstance(value, dict):
+            found += _restated(value, nested, f"{prefix}{f.name}.")
+            continue
+        if f.default is not dataclasses.MISSING and f.default != "???" and value == f.default:
+            found.append(f"{prefix}{f.name}={value!r}")
+        elif f.default_factory is not dataclasses.MISSING and value == f.default_factory():
+            found.append(f"{prefix}{f.name}={value!r}")
+    return found
+
+
+@pytest.mark.parametrize("group", sorted(SCHEMAS))
+def test_group_files_do_not_restate_schema_defaults(group):
+    import seg58.config as schema
+
+    restated = {}
+    for path in sorted((CONF / group).glob("*.yaml")):
+        raw = OmegaConf.to_container(OmegaConf.load(path)) or {}
+        raw.pop("defaults", None)
+        found = _restated(raw, getattr(schema, SCHEMAS[group]), f"{group}.")
+        if found:
+            restated[path.name] = found
+    assert restated == {}, f"the schema (seg58/config.py) already sets these: {restated}"
+
+
+def test_the_restatement_check_finds_a_restated_default():
+    import seg58.config as schema
+
+    assert _restated({"epochs": 15, "batch_size": 4}, schema.TrainerConf, "trainer.") == ["trainer.epochs=15"]
+    assert _restated({"synthetic": {"size": 160}}, schema.DataConf, "data.") == ["data.synthetic.size=160"]

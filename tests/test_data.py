@@ -114,14 +114,14 @@ def test_datasets_yield_normalized_tensors_and_long_masks(cache_dir):
     assert mask.shape == (64, 64) and mask.dtype.is_signed is True
     assert splits.pixel_bytes > 0
     # val keeps the whole image: longest side 64, the rest padded with ignore
-    vimg, vmask = splits.val[0]
+    _, vmask = splits.val[0]
     assert vmask.shape == (64, 64)
 
 
 def test_bad_files_fail_up_front_even_without_preloading(tmp_path):
     root = _dataset(tmp_path / "d", n=4)
     Image.fromarray(np.full((24, 32), 77, np.uint8)).save(root / "annotations" / "im3.png")
-    with pytest.raises(DataError, match="im3.png"):
+    with pytest.raises(DataError, match=r"im3\.png"):
         build_splits(root, img_size=32, preload_ram=False)
     Image.fromarray(np.zeros((24, 32), np.uint8)).save(root / "annotations" / "im3.png")
     splits = build_splits(root, img_size=32, preload_ram=False)

@@ -90,7 +90,8 @@ def test_predict_writes_masks_and_overlays(cli, tmp_path, trained):
     images = tmp_path / "in"
     images.mkdir()
     for name, size in [("a.png", (300, 200)), ("b.jpg", (90, 120))]:
-        Image.fromarray(np.random.default_rng(0).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(images / name)
+        pixels = np.random.default_rng(0).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(images / name)
     res = cli("predict", *SMOKE, f"infer.checkpoint={best}", f"infer.input={images}",
               f"infer.output={tmp_path / 'out'}", "infer.mode=slide", "infer.window=64")
     assert res.returncode == 0, res.stderr[-2000:]

@@ -29,3 +29,21 @@ def test_accumulates_over_updates():
     cm.update(torch.tensor([1, 1]), torch.tensor([0, 1]))
     assert cm.matrix.tolist() == [[1, 1], [0, 2]]
     assert math.isclose(cm.compute()["miou"], (0.5 + 2 / 3) / 2)
+
+
+def test_evaluator_scores_levels_from_the_fine_prediction_and_heads_separately():
+    from seg58.evaluator import SegmentationEvaluator
+
+    # truth: Peel (structural), Dust (surface), Writing (additions), ignore
+    truth = torch.tensor([[2, 3, 8, 255]])
+    pred = torch.tensor([[1, 3, 3, 0]])  # Material loss: wrong class, right coarse group
+    ev = SegmentationEvaluator()
+    ev.update(pred, truth, {"binary": torch.tensor([[1, 1, 0, 0]])})
+    m = ev.metrics("val")
+    assert m["val/iou/peel"] == 0.0 and m["val/iou/dust"] == 0.5
+    assert m["val/coarse/iou/structural"] == 1.0  # 2 -> 1 both map to structural
+    assert m["val/coarse/iou/surface"] == 0.5 and m["val/coarse/iou/additions"] == 0.0
+    assert m["val/binary/miou"] == 1.0  # every fine prediction is some damage, as is the truth
+    assert m["val/heads/binary/iou/damage"] == 2 / 3  # the head called Writing clean
+    assert "val/iou/clean" not in m  # absent from the ground truth: no IoU, not 0
+    assert ev.confusion.sum() == 3  # the ignored pixel is not counted

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import subprocess
 import sys
@@ -29,7 +28,7 @@ def test_sweep_is_one_parent_run_with_nested_children_and_a_leaderboard(cli, tmp
     assert parent.data.params["encoder.name"] == "tu-test_resnet,tu-test_convnext,tu-test_efficientnet"
     # the leaderboard logged to the parent matches the children's own metrics
     board = client.download_artifacts(parent.info.run_id, "report/leaderboard.csv", str(tmp_path))
-    rows = list(csv.DictReader(io.open(board)))
+    rows = list(csv.DictReader(open(board)))
     by_id = {r.info.run_id: r for r in kids}
     assert len(rows) == 3 and [int(r["rank"]) for r in rows] == [1, 2, 3]
     for row in rows:
@@ -66,6 +65,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # 3 writer processes (and a server)
 @pytest.mark.parametrize("store", ["sqlite", "server"])
 def test_concurrent_writers_lose_nothing(tmp_path, store, request):
     """3 processes start together (on a NEW SQLite file: the migration race) and log 200 steps each."""
@@ -102,7 +102,8 @@ def test_single_run_logs_visuals_of_the_best_epoch(cli, tmp_path):
     res = cli(*SMOKE, "trainer.epochs=2", "tracking.experiment_name=vis")
     assert res.returncode == 0, res.stderr[-2000:]
     (run,) = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "vis")
-    names = {a.path for a in MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").list_artifacts(run.info.run_id, "visuals")}
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    names = {a.path for a in client.list_artifacts(run.info.run_id, "visuals")}
     assert names == {"visuals/per_class_iou.png", "visuals/confusion_matrix.png", "visuals/val_overlays.png"}
     from PIL import Image
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import mlflow_runs
 
+pytestmark = pytest.mark.ui
 SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
 
 

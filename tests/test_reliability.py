@@ -19,10 +19,12 @@ from conftest import free_port, mlflow_runs, start_mlflow_server
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
+from seg58.callbacks import Callback
+from seg58.checkpoints import CheckpointError
 from seg58.data.build import build_splits
+from seg58.data.loaders import make_loaders
 from seg58.models import build_model
-from seg58.run import make_loaders
-from seg58.trainer import CheckpointError, NonFiniteLossError, Trainer
+from seg58.trainer import NonFiniteLossError, Trainer
 
 SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
 
@@ -34,13 +36,9 @@ def loaders(tmp_path_factory):
     return make_loaders(splits, batch_size=4, workers=0, device=torch.device("cpu"), seed=0)
 
 
-class Events:
+class Events(Callback):
     def __init__(self):
         self.seen = []
-
-    def on_fit_start(self, trainer): ...
-    def on_epoch_end(self, trainer, epoch, metrics): ...
-    def on_fit_end(self, trainer, summary): ...
 
     def on_event(self, trainer, key, value):
         self.seen.append((key, value))
@@ -222,6 +220,7 @@ def test_kill_9_then_the_same_command_resumes_into_the_same_run(cli, tmp_path, c
     assert unfinished_run(first_dir.parent / "99-99-99", args) is None
 
 
+@pytest.mark.slow  # a real server, stopped and restarted
 def test_tracking_server_outage_mid_run_loses_nothing(loaders, tmp_path, monkeypatch):
     """A real `mlflow server` goes down after epoch 0 and comes back after epoch 2."""
     from seg58.tracking import MlflowCallback
@@ -231,10 +230,7 @@ def test_tracking_server_outage_mid_run_loses_nothing(loaders, tmp_path, monkeyp
     port = free_port()
     server = [start_mlflow_server(port, tmp_path)]
 
-    class Outage:
-        def on_fit_start(self, trainer): ...
-        def on_fit_end(self, trainer, summary): ...
-
+    class Outage(Callback):
         def on_epoch_end(self, trainer, epoch, metrics):
             if epoch == 0:
                 server[0].terminate()

@@ -9,13 +9,14 @@ import pytest
 import segmentation_models_pytorch as smp
 import torch
 
+from seg58.callbacks import Callback
 from seg58.data.build import build_splits
+from seg58.data.loaders import make_loaders
 from seg58.models import build_model
-from seg58.run import make_loaders
 from seg58.trainer import Trainer
 
 
-class Recorder:
+class Recorder(Callback):
     def __init__(self):
         self.events = []
 
@@ -32,7 +33,7 @@ class Recorder:
 @pytest.fixture(scope="module")
 def loaders(tmp_path_factory):
     cache = tmp_path_factory.mktemp("trainer-data")
-    splits = build_splits(cache, img_size=64, seed=0,
+    splits = build_splits(cache, img_size=64,
                           synthetic={"n_images": 24, "size": 72, "seed": 0})
     return make_loaders(splits, batch_size=2, workers=0, device=torch.device("cpu"), seed=0)
 
@@ -49,6 +50,7 @@ def make_trainer(tmp_path, epochs, callbacks=(), lr=3e-3):
     )
 
 
+@pytest.mark.slow  # 12 epochs
 def test_loss_decreases_on_learnable_data(loaders, tmp_path):
     rec = Recorder()
     trainer = make_trainer(tmp_path, epochs=12, callbacks=[rec])
@@ -95,27 +97,22 @@ def test_bf16_autocast_is_used_on_cpu(loaders, tmp_path):
     seen = []
     trainer.model.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
     images, _ = next(iter(loaders[1]))
-    trainer._step(images, torch.zeros(images.shape[0], 64, 64, dtype=torch.long))
+    trainer.step(images, torch.zeros(images.shape[0], 64, 64, dtype=torch.long))
     assert seen == [torch.bfloat16] and not trainer.scaler.is_enabled()
 
 
-class Interrupt:
+class Interrupt(Callback):
     """Dies like a preempted job: after `epoch` is checkpointed, before anything logs it."""
 
     def __init__(self, epoch):
         self.epoch = epoch
 
-    def on_fit_start(self, trainer):
-        pass
-
     def on_epoch_end(self, trainer, epoch, metrics):
         if epoch == self.epoch:
             raise SystemExit(-1)
 
-    def on_fit_end(self, trainer, summary):
-        pass
 
-
+@pytest.mark.slow  # trains twice, through MLflow
 def test_interrupted_run_resumes_into_the_same_mlflow_run(loaders, tmp_path):
     from conftest import mlflow_runs
     from mlflow.tracking import MlflowClient

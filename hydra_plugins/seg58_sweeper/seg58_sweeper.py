@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -30,14 +30,15 @@ SUMMARY_FILE = "sweep_summary.json"
 
 
 class Seg58Sweeper(BasicSweeper):
-    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[dict] = None,
-                 rerun: Optional[str] = None) -> None:
+    def __init__(self, max_batch_size: int | None = None, params: dict | None = None,
+                 rerun: str | None = None) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.rerun = rerun
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
-        from seg58.checks import ConfigError, config_problems
-        from seg58.errors import UserFacingError
+        from seg58.checks import config_problems
+        from seg58.errors import ConfigError
+        from seg58.user_errors import UserFacingError
 
         loader = self.hydra_context.config_loader
         problems, first = [], None
@@ -57,7 +58,7 @@ class Seg58Sweeper(BasicSweeper):
             os.environ[CONCURRENT_JOBS_ENV] = str(len(batch))
 
     def sweep(self, arguments: list[str]) -> Any:
-        from seg58.errors import UserFacingError
+        from seg58.user_errors import UserFacingError
 
         if self.rerun:
             self.overrides = [_unfinished_cells(Path(self.rerun))]
@@ -82,7 +83,8 @@ class Seg58Sweeper(BasicSweeper):
                 parent = self._start_parent_run(sweep_dir, arguments)
             results = self.launcher.launch(batch, initial_job_idx=idx)
             infos = getattr(self.launcher, "job_infos", None) or [{} for _ in results]
-            cells += [_cell(idx + i, r, info, sweep_dir) for i, (r, info) in enumerate(zip(results, infos))]
+            cells += [_cell(idx + i, r, info, sweep_dir)
+                      for i, (r, info) in enumerate(zip(results, infos, strict=True))]
             idx += len(batch)
             returns.append(results)
 
@@ -92,7 +94,9 @@ class Seg58Sweeper(BasicSweeper):
             {"sweep_dir": str(sweep_dir), "mlflow_parent_run_id": parent, "cells": cells}, indent=2))
         log.info("sweep summary (%s):\n%s", sweep_dir / SUMMARY_FILE, format_summary(cells))
         if parent is not None:
-            self._finish_parent_run(parent, failed)
+            from seg58.mlflow_store import finish_sweep_run
+
+            finish_sweep_run(self.config.tracking.uri, parent, bool(failed), str(sweep_dir))
         if failed:
             raise UserFacingError(
                 f"{len(failed)} of {len(cells)} sweep jobs did not complete:\n"
@@ -103,39 +107,14 @@ class Seg58Sweeper(BasicSweeper):
         return returns
 
     def _start_parent_run(self, sweep_dir: Path, arguments: list[str]) -> str:
-        """One MLflow run for the whole sweep; the jobs' runs nest under it in the UI."""
-        from mlflow.entities import Param
-        from mlflow.tracking import MlflowClient
+        from seg58.mlflow_store import start_sweep_run
 
-        from seg58.mlflow_store import experiment_id, resolve_uri
-
-        uri = resolve_uri(self.config.tracking.uri)
-        client = MlflowClient(uri)
-        name = self.config.tracking.experiment_name
+        t = self.config.tracking
         spec = " ".join(arguments) or f"rerun of {self.rerun}"
-        run = client.create_run(experiment_id(client, name, uri), run_name=f"sweep {sweep_dir.parent.name}/{sweep_dir.name}",
-                                tags={"seg58.sweep": "true", "sweep.overrides": spec, "sweep.dir": str(sweep_dir)})
-        params = [Param(a.split("=", 1)[0].lstrip("+~"), a.split("=", 1)[1][:6000]) for a in arguments if "=" in a]
-        if params:
-            client.log_batch(run.info.run_id, params=params[:100])
-        os.environ[PARENT_RUN_ENV] = run.info.run_id
-        os.environ[PARENT_EXPERIMENT_ENV] = name
-        log.info("MLflow sweep run %s (%s)", run.info.run_id, spec)
-        return run.info.run_id
-
-    def _finish_parent_run(self, parent: str, failed: list[dict]) -> None:
-        from mlflow.tracking import MlflowClient
-
-        from seg58.mlflow_store import resolve_uri
-        from seg58.report import publish, to_markdown
-
-        client = MlflowClient(resolve_uri(self.config.tracking.uri))
-        try:
-            rows = publish(client, parent)
-            log.info("leaderboard (MLflow sweep run %s; rebuild with `seg58 report %s`):\n%s",
-                     parent, self.config.hydra.sweep.dir, to_markdown(rows))
-        finally:
-            client.set_terminated(parent, "FAILED" if failed else "FINISHED")
+        parent = start_sweep_run(t.uri, t.experiment_name, sweep_dir, arguments, spec)
+        os.environ[PARENT_RUN_ENV] = parent
+        os.environ[PARENT_EXPERIMENT_ENV] = t.experiment_name
+        return parent
 
     def _close_lost_runs(self, cells: list[dict]) -> None:
         """Jobs that ended without a result (cancelled, killed) never closed their MLflow run."""
@@ -183,7 +162,7 @@ def format_summary(cells: list[dict]) -> str:
 
 
 def _unfinished_cells(sweep_dir: Path) -> list[list[str]]:
-    from seg58.errors import UserFacingError
+    from seg58.user_errors import UserFacingError
 
     summary = sweep_dir / SUMMARY_FILE
     if not summary.is_file():

@@ -4,19 +4,25 @@ hydra-submitit-launcher asks each job for its result in turn, and a job that end
 (scancel, node failure, OOM kill) raises there and takes the whole sweep down with it, leaving
 the sibling jobs unreported. These launchers wait for every job and turn such a job into a
 FAILED JobReturn, recording its SLURM id, state and log files for the sweep summary.
+
+`launch` mirrors BaseSubmititLauncher.launch of hydra-submitit-launcher 1.2.x (executor set-up,
+parameter prefixes, map_array of (overrides, sweep key, index, job id key, singleton state));
+pyproject.toml pins that range: re-check this file before widening it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from omegaconf import OmegaConf
+
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher, SlurmLauncher
-from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +50,11 @@ class _CollectingMixin:
             idx = initial_job_idx + i
             log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
             args.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
-        jobs = executor.map_array(self, *zip(*args))
+        jobs = executor.map_array(self, *zip(*args, strict=True))
         log.info("submitted %s job(s): %s", self._EXECUTOR, ", ".join(j.job_id for j in jobs))
         self.job_infos = []
         returns = []
-        for job, overrides in zip(jobs, job_overrides):
+        for job, overrides in zip(jobs, job_overrides, strict=True):
             info = {"job_id": job.job_id, "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr)}
             try:
                 ret = job.results()[0]

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 from PIL import Image
 
-from seg58.data.folder import fitted_size  # also raises PIL's pixel limit for huge scans
+from seg58.data.folder import DataError, fitted_size  # also raises PIL's pixel limit for huge scans
 from seg58.data.writer import atomic_dataset, write_metadata
 
 HF_REPO = "danielaivanova/damaged-media"
@@ -29,20 +29,24 @@ def _bytes_of(cell: Any) -> bytes:
     if isinstance(cell, dict):  # HF Image feature: {"bytes": ..., "path": ...}
         if cell.get("bytes"):
             return cell["bytes"]
-        raise ValueError(f"image cell without bytes (path={cell.get('path')!r})")
+        raise DataError([f"image cell without bytes (path={cell.get('path')!r})"])
     if isinstance(cell, (bytes, bytearray)):
         return bytes(cell)
-    raise ValueError(f"unsupported image cell of type {type(cell).__name__}")
+    raise DataError([f"unsupported image cell of type {type(cell).__name__}"])
 
 
 def _rows(shards: list[Path]) -> Iterator[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     for shard in shards:
-        parquet = pq.ParquetFile(shard)
+        try:
+            parquet = pq.ParquetFile(shard)
+        except Exception as e:  # pyarrow raises several types for a file that is not parquet
+            raise DataError([f"{shard} is not a readable parquet file ({type(e).__name__}: {str(e)[:200]})"]) from None
         missing = {"id", "image", "annotation"} - set(parquet.schema_arrow.names)
         if missing:
-            raise ValueError(f"{shard}: missing columns {sorted(missing)} (has {parquet.schema_arrow.names})")
+            raise DataError([f"{shard}: missing columns {sorted(missing)} (has {parquet.schema_arrow.names}); "
+                             f"not an ARTeFACT shard"])
         for batch in parquet.iter_batches(batch_size=4):
             yield from batch.to_pylist()
 
@@ -56,9 +60,9 @@ def convert_row(row: dict[str, Any], out: Path, max_side: int | None) -> dict[st
     with Image.open(io.BytesIO(_bytes_of(row["image"]))) as im, \
             Image.open(io.BytesIO(_bytes_of(row["annotation"]))) as mk:
         if im.size != mk.size:
-            raise ValueError(f"id {row['id']}: image {im.size} and annotation {mk.size} differ")
+            raise DataError([f"id {row['id']}: image {im.size} and annotation {mk.size} differ"])
         if mk.mode not in ("L", "P"):
-            raise ValueError(f"id {row['id']}: annotation mode {mk.mode}, expected single-channel")
+            raise DataError([f"id {row['id']}: annotation mode {mk.mode}, expected single-channel"])
         target = fitted_size(im.size, max_side)
         if target == im.size and im.format in ("PNG", "JPEG"):  # keep the original bytes
             suffix = ".png" if im.format == "PNG" else ".jpg"
@@ -76,10 +80,10 @@ def import_artefact(source: str | Path, out: str | Path, max_side: int | None = 
     """Convert every row; returns the number of pairs written to `out`."""
     out = Path(out)
     if out.exists():
-        raise FileExistsError(f"{out} exists; remove it or choose another --out")
+        raise DataError([f"--out {out} exists; remove it or choose another --out"])
     shards = sorted(Path(source).rglob("*.parquet")) if Path(source).is_dir() else [Path(source)]
     if not shards or not all(s.is_file() for s in shards):
-        raise FileNotFoundError(f"no parquet shards at {source}")
+        raise DataError([f"--source {source}: no such parquet file, or a folder without *.parquet shards"])
     with atomic_dataset(out) as tmp:
         meta = []
         for i, row in enumerate(_rows(shards)):
@@ -94,8 +98,13 @@ def download(target: Path) -> Path:
     """Fetch the parquet shards from the hub (needs network; not used offline)."""
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(HF_REPO, repo_type="dataset", allow_patterns=["*.parquet"],
-                                  local_dir=str(target)))
+    try:
+        return Path(snapshot_download(HF_REPO, repo_type="dataset", allow_patterns=["*.parquet"],
+                                      local_dir=str(target)))
+    except Exception as e:  # offline, proxy, hub outage: all end the same way for the user
+        raise DataError([f"cannot download {HF_REPO} from the Hugging Face hub ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:200]}); download the parquet shards where there is "
+                         f"network and pass --source <folder>"]) from None
 
 
 def main(argv: list[str] | None = None) -> int:

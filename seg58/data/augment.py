@@ -30,7 +30,7 @@ def augment_folder(source: str | Path, out: str | Path, copies: int = 2, seed: i
     if (out / "metadata.csv").is_file():
         return out  # cached
     if not 0 <= copies <= len(TRANSFORMS):
-        raise ValueError(f"copies must be 0..{len(TRANSFORMS)}, got {copies}")
+        raise DataError([f"--copies must be 0..{len(TRANSFORMS)}, got {copies}"])
     samples = scan_folder(source)
     rng = random.Random(seed)
     with atomic_dataset(out) as tmp:
@@ -59,11 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copies", type=int, default=2, help="variants per image (2 = the seed's 3x set)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    try:
-        out = augment_folder(args.source, args.out, args.copies, args.seed)
-    except DataError as e:
-        print(e, file=sys.stderr)
-        return 2
+    out = augment_folder(args.source, args.out, args.copies, args.seed)
     print(f"{out}: {len(scan_folder(out))} image/mask pairs; train on it with data=artefact_augmented")
     return 0
 

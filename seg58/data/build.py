@@ -8,7 +8,7 @@ from pathlib import Path
 
 from seg58.data.dataset import SegmentationDataset, preload
 from seg58.data.folder import Sample, scan_folder
-from seg58.data.splits import make_split
+from seg58.data.splits import SplitSpec
 from seg58.data.synthetic import ensure_synthetic
 from seg58.data.transforms import train_transform, val_transform
 
@@ -33,18 +33,15 @@ def resolve_root(root: str | Path, synthetic: dict | None) -> Path:
 def build_splits(
     root: str | Path,
     img_size: int,
-    val_fraction: float = 0.2,
-    seed: int = 0,
+    split: SplitSpec = SplitSpec(),  # noqa: B008 -- frozen dataclass, safe as a default
     preload_ram: bool = True,
     max_side: int | None = None,
     synthetic: dict | None = None,
     io_threads: int = 4,
-    split: str = "random",
-    holdout: str | None = None,
 ) -> DataSplits:
     folder = resolve_root(root, synthetic)
     samples: list[Sample] = scan_folder(folder)
-    train_s, val_s = make_split(samples, split, val_fraction, seed, holdout)
+    train_s, val_s = split.apply(samples)
     # Decoding validates every file; without pre-loading it is still done once, up front, so a
     # corrupt image fails the run now rather than in epoch 7.
     packed = preload(samples, max_side, io_threads, keep=preload_ram)

@@ -11,17 +11,16 @@ from seg58.classes import CLASS_NAMES, IGNORE_INDEX
 from seg58.data.build import resolve_root
 from seg58.data.dataset import preload
 from seg58.data.folder import DataError, scan_folder
-from seg58.data.splits import make_split
+from seg58.data.splits import SplitSpec
 
 
-def check_dataset(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
-                  synthetic: dict | None = None, max_side: int | None = 1024, threads: int = 4,
-                  split: str = "random", holdout: str | None = None) -> str:
+def check_dataset(root: str | Path, split: SplitSpec = SplitSpec(),  # noqa: B008 -- frozen
+                  synthetic: dict | None = None, max_side: int | None = 1024, threads: int = 4) -> str:
     """Decode every pair (at most `max_side` px, as training would) and return a report; raise
     one DataError listing every bad file, or an empty split."""
     folder = resolve_root(root, synthetic)
     samples = scan_folder(folder)
-    train, val = make_split(samples, split, val_fraction, seed, holdout)
+    train, val = split.apply(samples)
     if not train or not val:
         raise DataError([f"empty split: {len(train)} train / {len(val)} val images"], folder)
     pairs = preload(samples, max_side, threads)
@@ -31,8 +30,7 @@ def check_dataset(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
     labelled = counts[: len(CLASS_NAMES)].sum()
     lines = [
         f"dataset {folder}: OK",
-        f"  {len(samples)} image/mask pairs; split {len(train)} train / {len(val)} val ({split}"
-        f"{', held out: ' + holdout if split != 'random' else f', seed {seed}'})",
+        f"  {len(samples)} image/mask pairs; split {len(train)} train / {len(val)} val ({split.describe()})",
         f"  materials: {dict(Counter(s.material or '?' for s in samples))}",
         f"  ignore (255): {counts[IGNORE_INDEX] / max(1, counts.sum()):.1%} of pixels",
         "  class pixel share (of labelled pixels) and images containing it:",

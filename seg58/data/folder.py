@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from seg58.classes import IGNORE_INDEX, NUM_CLASSES
+from seg58.errors import Seg58Error
 
 # ARTeFACT holds scans of ~37 MP and more; PIL's decompression-bomb guard stops at ~89 MP.
 # We read trusted local scans, so raise the ceiling deliberately rather than disable it.
@@ -24,7 +25,7 @@ MASK_SUFFIX = ".png"
 VALID_LABELS = frozenset(range(NUM_CLASSES)) | {IGNORE_INDEX}
 
 
-class DataError(ValueError):
+class DataError(Seg58Error, ValueError):
     """Bad input data; the message lists every offending file."""
 
     def __init__(self, problems: list[str], root: Path | str | None = None):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from dataclasses import dataclass
 
+from seg58.choices import SplitKind
 from seg58.data.folder import DataError, Sample
 
 
@@ -55,10 +57,28 @@ def group_split(samples: list[Sample], key: str, holdout: str) -> tuple[list[Sam
     return train, val
 
 
-def make_split(samples: list[Sample], kind: str, val_fraction: float, seed: int,
+@dataclass(frozen=True)
+class SplitSpec:
+    """How a dataset is split; one value carried everywhere (training, bench, evaluate,
+    check-data) so that no command can drop the protocol or its holdout."""
+
+    kind: SplitKind | str = SplitKind.random
+    val_fraction: float = 0.2
+    seed: int = 0
+    holdout: str | None = None
+
+    def apply(self, samples: list[Sample]) -> tuple[list[Sample], list[Sample]]:
+        kind = SplitKind(self.kind)
+        if kind is SplitKind.random:
+            return random_split(samples, self.val_fraction, self.seed)
+        return group_split(samples, GROUP_SPLITS[kind.value], self.holdout or "")
+
+    def describe(self) -> str:
+        if SplitKind(self.kind) is SplitKind.random:
+            return f"random, seed {self.seed}"
+        return f"{self.kind}, held out: {self.holdout}"
+
+
+def make_split(samples: list[Sample], kind: SplitKind | str, val_fraction: float = 0.2, seed: int = 0,
                holdout: str | None = None) -> tuple[list[Sample], list[Sample]]:
-    if kind == "random":
-        return random_split(samples, val_fraction, seed)
-    if kind in GROUP_SPLITS:
-        return group_split(samples, GROUP_SPLITS[kind], holdout or "")
-    raise ValueError(f"data.split={kind!r}; valid: random, {', '.join(GROUP_SPLITS)}")
+    return SplitSpec(kind, val_fraction, seed, holdout).apply(samples)

@@ -1,0 +1,26 @@
+# Shortcuts for the commands in README.md and CONTRIBUTING.md.
+PY ?= .venv/bin/python
+FAST = -m "not slow and not slurm and not ui"
+
+.PHONY: install lint test test-fast bench cluster-up cluster-down
+
+install:        ## virtual environment with the tested pins, the package and its test tools
+	python3 -m venv .venv && .venv/bin/pip install -c constraints.txt -e '.[test]'
+
+lint:           ## ruff, as CI runs it
+	$(PY) -m ruff check .
+
+test:           ## the whole suite (what CI runs; SLURM and UI tests skip without their packages)
+	$(PY) -m pytest
+
+test-fast:      ## the fast tier: no CLI end-to-end runs, no SLURM, no browser (< 2 min)
+	$(PY) -m pytest $(FAST)
+
+bench:          ## where a training step's time and memory go (prints a table, writes bench.json)
+	$(PY) -m seg58 bench
+
+cluster-up:     ## a real single-node SLURM cluster under /tmp/seg58-slurm (root; Debian packages)
+	scripts/slurm/start-local-cluster.sh /tmp/seg58-slurm
+
+cluster-down:
+	scripts/slurm/stop-local-cluster.sh /tmp/seg58-slurm
