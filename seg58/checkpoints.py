@@ -26,12 +26,12 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
                               f"{type(e).__name__}: {str(e)[:300]}") from None
 
 
-def load_weights(model: torch.nn.Module, state: dict[str, Any], source: str) -> None:
-    """The checkpoint's model weights, all of them, or a CheckpointError naming `source`."""
+def load_weights(model: torch.nn.Module, state: dict[str, Any], source: str, model_name: str) -> None:
+    """The checkpoint's model weights, all of them, or a CheckpointError naming both sides."""
     try:
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as e:
-        raise CheckpointError(f"checkpoint {source} does not fit this model: {str(e)[:300]}") from None
+        raise CheckpointError(f"checkpoint {source} does not fit model {model_name}: {str(e)[:300]}") from None
 
 
 def save_atomic(obj: Any, path: Path) -> None:

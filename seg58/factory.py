@@ -116,7 +116,7 @@ def trainer(cfg: DictConfig, device: torch.device, run_dir: Path | None = None,
 
 def predictor(cfg: DictConfig, checkpoint: Path, device: torch.device) -> Predictor:
     net = model(cfg, pretrained=False)
-    load_weights(net, load_checkpoint(checkpoint), f"{checkpoint} ({cfg.model.arch}/{cfg.encoder.name})")
+    load_weights(net, load_checkpoint(checkpoint), str(checkpoint), f"{cfg.model.arch}/{cfg.encoder.name}")
     i = cfg.infer
     return Predictor(net, device, cfg.data.num_classes, mode=i.mode, window=i.window or cfg.data.img_size,
                      overlap=i.overlap, stride=input_stride(cfg.model.arch), amp=cfg.trainer.amp)
