@@ -24,7 +24,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
     problems = compatibility_problems(cfg.model.arch, cfg.encoder.name, cfg.data.img_size)
     problems += _positive(cfg, "data.img_size", "trainer.epochs", "trainer.batch_size",
                           "optim.lr", "trainer.limit_train_batches", "trainer.limit_val_batches",
-                          "infer.window", "infer.resolution")
+                          "infer.window", "infer.resolution", "trainer.patience")
     if cfg.data.split in GROUP_SPLITS and not cfg.data.split_holdout:
         problems.append(f"data.split={cfg.data.split} needs data.split_holdout=<a value of the "
                         f"{GROUP_SPLITS[cfg.data.split]} column>")

@@ -53,8 +53,10 @@ def unfinished_run(output_dir: Path, overrides: list[str]) -> Path | None:
 
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
-def train_app(cfg: DictConfig) -> float:
+def train_app(cfg: DictConfig) -> dict:
+    """One run; returns what a sweep records of it (best score, epochs, why it stopped)."""
     from seg58.run import train  # heavy imports after Hydra has parsed the command line
+    from seg58.search import StudySpec, TrialReporter, objective_of
     from seg58.tracking import git_commit
 
     hc = HydraConfig.get()
@@ -83,10 +85,19 @@ def train_app(cfg: DictConfig) -> float:
         if previous is not None:  # the same command again after a crash or kill: continue it
             log.info("continuing the unfinished run in %s (trainer.resume=never starts afresh)", previous)
             run_dir = previous
+    study = StudySpec.from_env() if hc.mode == RunMode.MULTIRUN else None
+    callbacks = []
+    if study is not None:  # a trial of a search sweep: report every epoch, stop when pruned
+        trial = int(hc.job.num)
+        callbacks.append(TrialReporter(study, trial))
+        tags.update({"search.study": study.study_name, "search.trial": str(trial)})
     with reported_as_user_errors():
-        summary = train(cfg, run_dir, tags)
+        summary = train(cfg, run_dir, tags, callbacks)
     log.info("best val mIoU %.4f at epoch %d", summary["best_val_miou"], summary["best_epoch"] + 1)
-    return summary["best_val_miou"]
+    result = {k: summary[k] for k in ("best_val_miou", "best_epoch", "epochs_trained", "stopped")}
+    if study is not None:
+        result["objective"] = objective_of(summary["history"], study.metric, study.direction)
+    return result
 
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")

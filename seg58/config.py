@@ -74,6 +74,8 @@ class TrainerConf:
     compile: bool = False  # torch.compile the model (minutes of warm-up; pays off on long GPU runs)
     nonfinite: NonFinite = NonFinite.skip  # NaN/inf loss: skip the step (recorded) | stop the run
     resume: str = "auto"  # auto: continue from last.pt in this run's folder if there is one | never | a path
+    patience: int | None = None  # early stopping: epochs without a val mIoU gain > min_delta (None: off)
+    min_delta: float = 0.0
     progress: bool | None = None  # None: a bar on a terminal, one line per epoch in logs
 
 

@@ -187,12 +187,13 @@ def finish_sweep_run(uri: str | None, parent: str, failed: bool, sweep_dir: str)
     """Leaderboard and curves onto the sweep's run, then close it (FAILED if any cell failed)."""
     from mlflow.tracking import MlflowClient
 
-    from seg58.report import publish, to_markdown
+    from seg58.report import publish, seed_groups, seed_markdown, to_markdown
 
     client = MlflowClient(resolve_uri(uri))
     try:
         rows = publish(client, parent)
-        log.info("leaderboard (MLflow sweep run %s; rebuild with `seg58 report %s`):\n%s",
-                 parent, sweep_dir, to_markdown(rows))
+        groups = seed_groups(rows)
+        log.info("leaderboard (MLflow sweep run %s; rebuild with `seg58 report %s`):\n%s%s",
+                 parent, sweep_dir, to_markdown(rows), "\n" + seed_markdown(groups) if groups else "")
     finally:
         client.set_terminated(parent, "FAILED" if failed else "FINISHED")

@@ -19,7 +19,7 @@ from typing import Any
 
 PARENT_TAG = "mlflow.parentRunId"
 COLUMNS = ["rank", "run", "overrides", "best_val_miou", "best_epoch", "imgs_per_s",
-           "peak_mem_mb", "time_s", "status"]
+           "peak_mem_mb", "time_s", "epochs", "status"]
 
 
 def children(client: Any, parent_id: str) -> list[Any]:
@@ -50,10 +50,11 @@ def leaderboard(client: Any, parent_id: str) -> list[dict[str, Any]]:
             "peak_mem_mb": max((x.value for x in client.get_metric_history(info.run_id, "perf/peak_mem_mb")),
                                default=math.nan),
             "time_s": (end - info.start_time) / 1000 if end else math.nan,
-            "status": info.status,
+            "epochs": int(m["epochs_trained"]) if "epochs_trained" in m else None,
+            "status": "PRUNED" if run.data.tags.get("pruned") == "true" else info.status,
         })
     _keep_varying_overrides(rows)
-    rows.sort(key=lambda r: (r["status"] != "FINISHED",
+    rows.sort(key=lambda r: (r["status"] not in ("FINISHED", "PRUNED"),
                              -(r["best_val_miou"] if math.isfinite(r["best_val_miou"]) else -1)))
     for i, r in enumerate(rows, 1):
         r["rank"] = i
@@ -66,6 +67,30 @@ def _keep_varying_overrides(rows: list[dict[str, Any]]) -> None:
     common = set.intersection(*map(set, tokens)) if len(rows) > 1 else set()
     for r, t in zip(rows, tokens, strict=True):
         r["overrides"] = " ".join(x for x in t if x not in common)
+
+
+def seed_groups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Finished runs that differ only by `seed=`, pooled: mean +- std of best val mIoU over n
+    seeds, best mean first. Empty when no configuration ran with more than one seed."""
+    import statistics
+    from collections import defaultdict
+
+    groups: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        if r["status"] == "FINISHED" and math.isfinite(r["best_val_miou"]):
+            key = " ".join(t for t in r["overrides"].split() if not t.startswith("seed="))
+            groups[key or "(defaults)"].append(r["best_val_miou"])
+    if all(len(v) < 2 for v in groups.values()):
+        return []
+    pooled = [{"overrides": k, "n": len(v), "mean": statistics.fmean(v),
+               "std": statistics.stdev(v) if len(v) > 1 else 0.0} for k, v in groups.items()]
+    return sorted(pooled, key=lambda g: -g["mean"])
+
+
+def seed_markdown(groups: list[dict[str, Any]]) -> str:
+    lines = ["| overrides (seeds pooled) | n | best val mIoU mean ± std |", "|---|---|---|"]
+    lines += [f"| {g['overrides']} | {g['n']} | {g['mean']:.4f} ± {g['std']:.4f} |" for g in groups]
+    return "\n".join(lines)
 
 
 def _fmt(value: Any) -> str:
@@ -118,6 +143,9 @@ def publish(client: Any, parent_id: str) -> list[dict[str, Any]]:
         folder = Path(tmp)
         (folder / "leaderboard.md").write_text(to_markdown(rows) + "\n")
         (folder / "leaderboard.csv").write_text(to_csv(rows))
+        groups = seed_groups(rows)
+        if groups:
+            (folder / "leaderboard_by_seed.md").write_text(seed_markdown(groups) + "\n")
         if rows:
             plot_curves(client, rows, folder / "val_miou_curves.png")
         client.log_artifacts(parent_id, str(folder), artifact_path="report")
@@ -163,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = leaderboard(client, parent) if args.no_log else publish(client, parent)
     print(f"{name} (MLflow parent run {parent}): {len(rows)} runs")
     print(to_markdown(rows))
+    groups = seed_groups(rows)
+    if groups:
+        print(seed_markdown(groups))
     return 0
 
 

@@ -7,12 +7,14 @@ point; objects are built by seg58.factory, like every other command's.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from seg58 import factory
+from seg58.callbacks import Callback, EarlyStopping
 from seg58.checks import check_config
 from seg58.data.folder import DataError
 from seg58.runtime import available_cpus
@@ -31,8 +33,12 @@ def resume_checkpoint(resume: str, run_dir: Path | None) -> Path | None:
     return Path(resume)
 
 
-def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | None = None) -> dict[str, Any]:
-    """Validate everything cheap first, then the data, and only then open a tracking run."""
+def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | None = None,
+          callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """Validate everything cheap first, then the data, and only then open a tracking run.
+
+    `callbacks` run first (a search trial's reporter may stop the run before it is logged as
+    finished); the summary holds the per-epoch history."""
     check_config(cfg)
     rt = factory.runtime(cfg)
     log.info("device=%s amp=%s threads=%d workers=%d (cpus available: %d)",
@@ -51,7 +57,9 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
         raise
     train_loader, val_loader = factory.loaders(cfg, splits, rt)
 
-    callbacks = []
+    callbacks = list(callbacks)
+    if cfg.trainer.patience:
+        callbacks.append(EarlyStopping(cfg.trainer.patience, cfg.trainer.min_delta))
     visuals_dir = run_dir / "visuals" if run_dir and cfg.trainer.visuals else None
     if visuals_dir is not None:  # before the tracker, which logs the folder at the end
         from seg58.visuals import BestEpochVisuals
@@ -76,4 +84,4 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
     summary = trainer.fit(train_loader, val_loader, resume_checkpoint(cfg.trainer.resume, run_dir))
     if run_dir is not None:
         (run_dir / COMPLETED_MARKER).touch()  # a later `resume=auto` must not pick this run up
-    return summary
+    return {**summary, "history": trainer.history}

@@ -185,7 +185,8 @@ class MlflowCallback(Callback):
             self._dump_pending()
 
         now = int(time.time() * 1000)
-        final = {"best/val_miou": summary["best_val_miou"], "best/epoch": summary["best_epoch"]}
+        final = {"best/val_miou": summary["best_val_miou"], "best/epoch": summary["best_epoch"],
+                 "epochs_trained": summary.get("epochs_trained", len(trainer.history))}
         self.client.log_batch(
             self.run_id,
             metrics=[Metric(k, float(v), now, 0) for k, v in final.items() if math.isfinite(v)],
@@ -196,7 +197,14 @@ class MlflowCallback(Callback):
         for name, folder in self.end_artifact_dirs.items():
             if Path(folder).is_dir():
                 self.client.log_artifacts(self.run_id, str(folder), artifact_path=name)
-        self.client.set_terminated(self.run_id, "FINISHED")
+        status = "FINISHED"
+        if summary.get("stopped"):
+            self.client.set_tag(self.run_id, "stop_reason", summary["stopped"])
+        if "pruned_epoch" in trainer.meta:  # a search trial the pruner stopped: kept, marked
+            self.client.set_tag(self.run_id, "pruned", "true")
+            self.client.set_tag(self.run_id, "pruned.epoch", str(trainer.meta["pruned_epoch"]))
+            status = "KILLED"
+        self.client.set_terminated(self.run_id, status)
 
     def _dump_pending(self) -> None:
         import json

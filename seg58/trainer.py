@@ -87,6 +87,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.best: dict[str, float] = {"val/miou": -math.inf, "epoch": -1}
         self.start_epoch = 0  # > 0 after resuming from a checkpoint
+        self.stop_reason: str | None = None  # set by request_stop()
         self.nonfinite = NonFinite(nonfinite)
         self.accum_steps = 1  # doubled on out-of-memory; the effective batch stays the same
         self.global_step = 0
@@ -110,6 +111,11 @@ class Trainer:
                 cb.on_failure(self, e)
             raise
 
+    def request_stop(self, reason: str) -> None:
+        """End fit() after the current epoch (early stopping, pruning); that epoch is
+        checkpointed and reported to every callback first."""
+        self.stop_reason = reason
+
     def configure_schedule(self, total_steps: int) -> None:
         """(Re)build the per-step LR schedule for `total_steps` optimisation steps."""
         if self._scheduler_factory is not None:
@@ -131,8 +137,12 @@ class Trainer:
             log.info(self._epoch_line(epoch, metrics))
             for cb in self.callbacks:
                 cb.on_epoch_end(self, epoch, metrics)
+            if self.stop_reason is not None:
+                log.info("stopping after epoch %d/%d: %s", epoch + 1, self.epochs, self.stop_reason)
+                break
         summary = {"best_val_miou": self.best["val/miou"], "best_epoch": self.best["epoch"],
-                   "epochs": self.epochs, "last": self.history[-1] if self.history else {}}
+                   "epochs": self.epochs, "epochs_trained": len(self.history), "stopped": self.stop_reason,
+                   "last": self.history[-1] if self.history else {}}
         for cb in self.callbacks:
             cb.on_fit_end(self, summary)
         return summary
@@ -212,7 +222,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        load_weights(self.model, state, "being resumed")
+        load_weights(self.model, state, "being resumed", type(self.model).__name__)
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler"):
             self.scheduler.load_state_dict(state["scheduler"])

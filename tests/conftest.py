@@ -13,6 +13,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# A search with deterministic outcomes from real Optuna parts: BruteForceSampler tries every
+# combination once; ThresholdPruner(lower=1.1) prunes every trial once it is past its warm-up
+# epoch (mIoU <= 1), so a 1-epoch trial completes and a 3-epoch trial is pruned after epoch 2.
+PRUNING_SEARCH = [
+    "search=smoke", "hydra.sweeper.params=null",
+    "hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler", "hydra.sweeper.sampler.seed=0",
+    "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner", "+hydra.sweeper.pruner.lower=1.1",
+    "~hydra.sweeper.pruner.n_startup_trials", "hydra.sweeper.pruner.n_warmup_steps=1",
+    "trainer.epochs=choice(1,3)",
+]
 # Tests that start a real `python -m seg58` or `mlflow server` process are the slow tier.
 SLOW_FIXTURES = {"cli", "mlflow_server"}
 

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from seg58.metrics import ConfusionMatrix
@@ -47,3 +48,15 @@ def test_evaluator_scores_levels_from_the_fine_prediction_and_heads_separately()
     assert m["val/heads/binary/iou/damage"] == 2 / 3  # the head called Writing clean
     assert "val/iou/clean" not in m  # absent from the ground truth: no IoU, not 0
     assert ev.confusion.sum() == 3  # the ignored pixel is not counted
+
+
+def test_leaderboard_pools_runs_that_differ_only_by_seed():
+    from seg58.report import seed_groups
+
+    rows = [{"overrides": o, "status": s, "best_val_miou": v} for o, s, v in [
+        ("lr=1 seed=1", "FINISHED", 0.5), ("lr=1 seed=2", "FINISHED", 0.7), ("lr=2 seed=1", "FINISHED", 0.4),
+        ("lr=2 seed=2", "FAILED", float("nan")), ("lr=3 seed=1", "FINISHED", 0.9)]]
+    groups = seed_groups(rows)
+    assert [(g["overrides"], g["n"]) for g in groups] == [("lr=3", 1), ("lr=1", 2), ("lr=2", 1)]
+    assert groups[1]["mean"] == pytest.approx(0.6) and groups[1]["std"] == pytest.approx(0.1414, abs=1e-4)
+    assert seed_groups(rows[2:]) == []  # no configuration with two seeds: nothing to pool

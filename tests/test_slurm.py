@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, mlflow_runs
+from conftest import PRUNING_SEARCH, REPO, mlflow_runs
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slurm
@@ -153,3 +153,22 @@ def test_cancelled_job_is_reported_and_the_sweep_returns(slurm, tmp_path):
     runs = {r.data.params["trainer.epochs"]: r for r in mlflow_runs(env["MLFLOW_TRACKING_URI"], "smoke")}
     assert runs["1"].info.status == "FINISHED"
     assert runs["400"].info.status == "KILLED" and runs["400"].data.tags["slurm.state"] == "CANCELLED"
+
+
+def test_search_prunes_through_slurm_with_trials_in_flight(slurm, tmp_path):
+    env, run, _ = slurm
+    rc, out = run(*SMOKE, *PRUNING_SEARCH, "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2", timeout=400)
+    assert rc == 0, out[-3000:]
+    cells = {c["params"]["trainer.epochs"]: c for c in summary(tmp_path)}
+    assert cells["1"]["status"] == "COMPLETED" and cells["3"]["status"] == "PRUNED"
+    assert cells["3"]["epochs_trained"] == 2
+    for c in cells.values():  # a pruned trial is a job that ended normally
+        assert sacct_states(env, c["job_id"]) == ["COMPLETED"]
+    runs = {r.data.tags["search.trial"]: r for r in mlflow_runs(env["MLFLOW_TRACKING_URI"], "smoke")}
+    assert runs[str(cells["3"]["num"])].data.tags["pruned.epoch"] == "2"
+    assert runs[str(cells["1"]["num"])].info.status == "FINISHED"
+    from seg58.search import StudySpec
+
+    (state,) = tmp_path.glob("multirun/*/*/search.json")
+    study = StudySpec(**json.loads(state.read_text())["study"]).load()
+    assert sorted(t.state.name for t in study.trials) == ["COMPLETE", "PRUNED"]

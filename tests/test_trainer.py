@@ -156,3 +156,23 @@ def test_channels_last_trains_the_same_way(loaders, tmp_path):
     convs = [p for p in trainer.model.parameters() if p.dim() == 4]
     assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
     assert math.isfinite(trainer.history[0]["train/loss"])
+
+
+def test_patience_stops_a_run_that_no_longer_improves(loaders, tmp_path):
+    from seg58.callbacks import EarlyStopping
+
+    rec = Recorder()
+    # min_delta=1: no epoch can beat the first by more than a whole mIoU, so epoch 2 stops it
+    trainer = make_trainer(tmp_path, epochs=6, callbacks=[EarlyStopping(patience=1, min_delta=1.0), rec])
+    summary = trainer.fit(*loaders)
+    assert summary["epochs_trained"] == 2 and len(trainer.history) == 2
+    assert summary["stopped"].startswith("early stop")
+    assert [e[1] for e in rec.events if e[0] == "epoch"] == [0, 1]  # the last epoch is still reported
+    assert torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)["epoch"] == 1
+
+
+def test_patience_waits_while_the_run_improves(loaders, tmp_path):
+    from seg58.callbacks import EarlyStopping
+
+    trainer = make_trainer(tmp_path, epochs=3, callbacks=[EarlyStopping(patience=5)])
+    assert trainer.fit(*loaders)["epochs_trained"] == 3

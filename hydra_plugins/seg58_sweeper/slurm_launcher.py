@@ -33,6 +33,43 @@ class _CollectingMixin:
     config: Any
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        """Hydra's interface: submit a batch, wait for every job, one JobReturn each."""
+        jobs = self.submit(job_overrides, initial_job_idx)
+        self.job_infos = []
+        returns = []
+        for job, overrides in zip(jobs, job_overrides, strict=True):
+            ret, info = self.collect(job, overrides)
+            self.job_infos.append(info)
+            returns.append(ret)
+        return returns
+
+    def submit(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
+        """Submit without waiting (the search sweeper polls `job.done()` and starts the next
+        trial as soon as a slot frees); job i runs as hydra.job.num = initial_job_idx + i."""
+        executor = self._executor()
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        args = []
+        for i, overrides in enumerate(job_overrides):
+            idx = initial_job_idx + i
+            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+            args.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
+        jobs = executor.map_array(self, *zip(*args, strict=True))
+        log.info("submitted %s job(s): %s", self._EXECUTOR, ", ".join(j.job_id for j in jobs))
+        return jobs
+
+    @staticmethod
+    def collect(job: Any, overrides: Sequence[str]) -> tuple[JobReturn, dict[str, Any]]:
+        """The job's JobReturn (waiting for it), or a FAILED one when it ended without a result."""
+        info = {"job_id": job.job_id, "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr)}
+        try:
+            ret = job.results()[0]
+            info["state"] = "COMPLETED" if ret.status == JobStatus.COMPLETED else "FAILED"
+        except Exception as e:  # no result: cancelled, killed, node failure, timeout
+            info["state"] = _slurm_state(job)
+            ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=e)
+        return ret, info
+
+    def _executor(self) -> Any:
         import submitit
 
         init = {"folder": self.params["submitit_folder"]}
@@ -44,27 +81,7 @@ class _CollectingMixin:
             k if k in base else f"{self._EXECUTOR}_{k}": v
             for k, v in self.params.items() if k not in {"submitit_folder", "max_num_timeout"}
         })
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        args = []
-        for i, overrides in enumerate(job_overrides):
-            idx = initial_job_idx + i
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            args.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
-        jobs = executor.map_array(self, *zip(*args, strict=True))
-        log.info("submitted %s job(s): %s", self._EXECUTOR, ", ".join(j.job_id for j in jobs))
-        self.job_infos = []
-        returns = []
-        for job, overrides in zip(jobs, job_overrides, strict=True):
-            info = {"job_id": job.job_id, "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr)}
-            try:
-                ret = job.results()[0]
-                info["state"] = "COMPLETED" if ret.status == JobStatus.COMPLETED else "FAILED"
-            except Exception as e:  # no result: cancelled, killed, node failure, timeout
-                info["state"] = _slurm_state(job)
-                ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=e)
-            self.job_infos.append(info)
-            returns.append(ret)
-        return returns
+        return executor
 
 
 def _slurm_state(job: Any) -> str:

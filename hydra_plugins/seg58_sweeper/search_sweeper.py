@@ -1,0 +1,252 @@
+"""Adaptive search with Optuna (ask/tell), pruning through every launcher, and resume.
+
+The study lives in the sweep folder (a journal file that works on a shared filesystem across
+SLURM nodes, or hydra.sweeper.storage=<RDB URL>). Trials start as soon as a slot frees (up to
+hydra.sweeper.n_jobs in flight); each trial reports its per-epoch metric to the study and stops
+when the pruner says so (seg58/search.py). hydra.sweeper.resume=<sweep dir> continues a crashed
+or interrupted study: finished trials are kept, trials that were running are marked FAIL and
+retried with the same parameters, numbering continues and n_trials counts the total.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn
+from omegaconf import OmegaConf
+
+from hydra_plugins.seg58_sweeper.bookkeeping import OK_STATES, SUMMARY_FILE, SweepBook
+from hydra_plugins.seg58_sweeper.search_space import parse_space, trial_overrides
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "search.json"  # what `resume` needs: the study, its space, the parent run
+POLL_S = 1.0
+
+
+class Search:
+    """One search sweep; Seg58Sweeper runs it when hydra.sweeper.strategy=search."""
+
+    def __init__(self, config: Any, hydra_context: Any, launcher: Any, *, n_trials: int = 20, n_jobs: int = 1,
+                 direction: str = "maximize", metric: str = "val/miou", study_name: str | None = None,
+                 storage: str | None = None, sampler: Any = None, pruner: Any = None, params: Any = None,
+                 resume: str | None = None) -> None:
+        self.config, self.hydra_context, self.launcher = config, hydra_context, launcher
+        self.n_trials, self.n_jobs, self.direction, self.metric = n_trials, n_jobs, direction, metric
+        self.study_name, self.storage, self.resume = study_name, storage, resume
+        self.sampler, self.pruner, self.params = _plain(sampler), _plain(pruner), _plain(params)
+        self._state: dict[str, Any] = {}  # written to search.json for `resume`
+        self._space_text: dict[str, str] = {}  # the search space as the user wrote it
+        self._exhausted = False  # the sampler has no new configuration to try
+
+    # -- the study --------------------------------------------------------------------
+    def _open(self, arguments: list[str]) -> tuple[Any, Any, dict, list[str], str | None]:
+        """(study, spec, space, fixed overrides, parent run id) for a new or resumed search."""
+        from seg58.search import JOURNAL_FILE, StudySpec
+
+        if self.resume:
+            state_file = Path(self.resume) / STATE_FILE
+            if not state_file.is_file():
+                from seg58.errors import UsageError
+
+                raise UsageError(f"hydra.sweeper.resume={self.resume}: no {STATE_FILE} there (not a seg58 search)")
+            state = json.loads(state_file.read_text())
+            self._use_sweep_dir(Path(self.resume))
+            spec = StudySpec(**state["study"])
+            self.n_trials = self.n_trials if "n_trials" in _explicit(self.config) else state["n_trials"]
+            space_args, fixed_args = state["params"], state["fixed"]
+            space, _ = parse_space(space_args, [])
+            self._space_text = space_args
+            return spec.load(), spec, space, fixed_args, state.get("mlflow_parent_run_id")
+        import optuna
+
+        sweep_dir = Path(str(self.config.hydra.sweep.dir)).resolve()
+        space, fixed = parse_space(self.params, arguments)
+        spec = StudySpec(storage=self.storage or str(sweep_dir / JOURNAL_FILE),
+                         study_name=self.study_name or f"seg58-{sweep_dir.parent.name}-{sweep_dir.name}",
+                         metric=self.metric, direction=self.direction, pruner=self.pruner)
+        from seg58.search import instantiate_spec
+
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        study = optuna.create_study(storage=spec.storage_object(), study_name=spec.study_name,
+                                    direction=self.direction, pruner=spec.make_pruner(),
+                                    sampler=instantiate_spec(self.sampler) if self.sampler else None)
+        raw = {k: str(v) for k, v in (self.params or {}).items()}
+        raw.update({a.split("=", 1)[0]: a.split("=", 1)[1] for a in arguments if a not in fixed})
+        self._state = {"study": spec.__dict__, "n_trials": self.n_trials, "params": raw, "fixed": fixed,
+                       "sampler": self.sampler}
+        self._space_text = raw
+        return study, spec, space, fixed, None
+
+    def _use_sweep_dir(self, folder: Path) -> None:
+        """Resumed trials go to the original sweep folder (their numbers continue there): every
+        job's config is recomposed with the master's hydra overrides, so the folder goes there."""
+        from omegaconf import read_write
+
+        with read_write(self.config):
+            self.config.hydra.sweep.dir = str(folder)
+            self.config.hydra.overrides.hydra.append(f"hydra.sweep.dir={folder}")
+
+    # -- the loop ---------------------------------------------------------------------
+    def sweep(self, arguments: list[str]) -> list[JobReturn]:
+        from optuna.trial import TrialState
+
+        from seg58.search import STUDY_ENV
+
+        study, spec, space, fixed, parent = self._open(arguments)
+        book = SweepBook(self.config, self.hydra_context.config_loader, self.launcher, kind="search")
+        book.check([fixed])  # the base config; each sampled trial is checked before it starts
+        asynchronous = hasattr(self.launcher, "submit")
+        slots = self.n_jobs if asynchronous else 1
+        if self.n_jobs > 1 and not asynchronous:
+            log.warning("launcher=local runs one trial at a time; use launcher=local_parallel or slurm "
+                        "for hydra.sweeper.n_jobs=%d", self.n_jobs)
+        book.start(arguments, concurrent_jobs=slots, parent=parent,
+                   spec=f"search {spec.study_name}: " + " ".join(f"{k}={v}" for k, v in self._space_text.items()))
+        if self.resume:
+            book.cells = json.loads((book.sweep_dir / SUMMARY_FILE).read_text())["cells"] \
+                if (book.sweep_dir / SUMMARY_FILE).is_file() else []
+            self._retry_interrupted(study, book)
+        else:
+            self._state["mlflow_parent_run_id"] = book.parent
+            (book.sweep_dir / STATE_FILE).write_text(json.dumps(self._state, indent=2))
+        book.extra = {"study": spec.study_name, "storage": spec.storage, "direction": spec.direction,
+                      "metric": spec.metric}
+        os.environ[STUDY_ENV] = spec.to_env()
+        OmegaConf.save(self.config, book.sweep_dir / "multirun.yaml")
+
+        def counted() -> int:  # trials that ended on their own (not interrupted by a crash)
+            interrupted = set(study.user_attrs.get("interrupted", []))
+            return sum(1 for t in study.get_trials(deepcopy=False)
+                       if t.state not in (TrialState.RUNNING, TrialState.WAITING) and t.number not in interrupted)
+
+        returns: list[JobReturn] = []
+        in_flight: dict[int, tuple[Any, Any, list[str]]] = {}
+        log.info("search %s: %d trial(s) to go of %d, %d at a time, %s %s",
+                 spec.study_name, self.n_trials - counted(), self.n_trials, slots, spec.direction, spec.metric)
+        def more() -> bool:
+            return not self._exhausted and counted() + len(in_flight) < self.n_trials
+
+        while in_flight or more():
+            while len(in_flight) < slots and more():
+                trial = study.ask(space)
+                overrides = trial_overrides(trial.params, fixed)
+                problems = book.problems(overrides)
+                if problems:  # refused before it starts: recorded, never launched
+                    trial.set_user_attr("error", "; ".join(problems)[:2000])
+                    self._tell_study(study, trial, state=TrialState.FAIL)
+                    book.record(trial.number, _refused(overrides, problems), {}, params=trial.params)
+                    continue
+                if asynchronous:
+                    (job,) = self.launcher.submit([overrides], trial.number)
+                    in_flight[trial.number] = (trial, job, overrides)
+                else:
+                    (ret,) = self.launcher.launch([overrides], initial_job_idx=trial.number)
+                    returns.append(ret)
+                    self._tell(study, trial, ret, {}, book)
+            finished = [n for n, (_, job, _) in in_flight.items() if job.done()]
+            for n in finished:
+                trial, job, overrides = in_flight.pop(n)
+                ret, info = self.launcher.collect(job, overrides)
+                returns.append(ret)
+                self._tell(study, trial, ret, info, book)
+            if in_flight and not finished:
+                time.sleep(POLL_S)
+
+        self._publish(study, book)
+        completed = [c for c in book.cells if c["status"] in OK_STATES]
+        failed = len(book.cells) - len(completed)
+        if failed:
+            log.warning("%d trial(s) failed; they are in %s and did not stop the search",
+                        failed, book.sweep_dir / SUMMARY_FILE)
+        book.finish(f"more trials: python -m seg58 -m hydra.sweeper.resume={book.sweep_dir} "
+                    f"hydra.sweeper.n_trials=<total>", fail=not completed)
+        return returns
+
+    def _tell(self, study: Any, trial: Any, ret: JobReturn, info: dict, book: SweepBook) -> None:
+        from optuna.trial import TrialState
+
+        cell = book.record(trial.number, ret, info, params=trial.params)
+        if cell["status"] == "PRUNED":
+            self._tell_study(study, trial, state=TrialState.PRUNED)
+        elif cell["status"] == "COMPLETED" and cell["objective"] is not None:
+            self._tell_study(study, trial, cell["objective"])
+        else:  # failed, cancelled, or a NaN objective: FAIL, with why
+            if cell["status"] == "COMPLETED":
+                cell["status"], cell["error"] = "FAILED", f"no finite {self.metric} in any epoch (NaN trial)"
+                book.write()
+            trial.set_user_attr("error", (cell["error"] or cell["status"])[:2000])
+            self._tell_study(study, trial, state=TrialState.FAIL)
+        log.info("trial #%d %s%s", trial.number, cell["status"],
+                 f" {cell['objective']:.4f}" if cell["objective"] is not None else "")
+
+    def _tell_study(self, study: Any, trial: Any, value: float | None = None, state: Any = None) -> None:
+        """study.tell; a sampler that has exhausted its space (grid, brute force) calls
+        study.stop(), which Optuna allows only inside optimize(): here it ends the search.
+        Optuna stores the trial's result before the sampler runs, so nothing is lost."""
+        try:
+            study.tell(trial, value, state=state)
+        except RuntimeError as e:
+            if "Study.stop" not in str(e):
+                raise
+            log.info("the sampler has tried its whole search space: no new trials")
+            self._exhausted = True
+
+    def _retry_interrupted(self, study: Any, book: SweepBook) -> None:
+        """Trials left RUNNING by a crashed sweep: FAIL (interrupted), their runs closed, and
+        their parameters enqueued so they are tried again."""
+        from optuna.trial import TrialState
+
+        interrupted = list(study.user_attrs.get("interrupted", []))
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            study.tell(t.number, state=TrialState.FAIL)
+            interrupted.append(t.number)
+            study.set_user_attr("interrupted", interrupted)
+            study.enqueue_trial(t.params, skip_if_exists=False)  # study.ask() hands these out first
+            run_dir = book.sweep_dir / str(t.number)
+            book.close_lost_run(run_dir, "INTERRUPTED")
+            book.cells = [c for c in book.cells if c["num"] != t.number]
+            book.cells.append({"num": t.number, "overrides": [], "status": "INTERRUPTED", "objective": None,
+                               "params": t.params, "error": "the sweep stopped while it ran; retried",
+                               "output_dir": str(run_dir)})
+            log.info("trial #%d was running when the sweep stopped: marked FAIL, retried", t.number)
+
+    def _publish(self, study: Any, book: SweepBook) -> None:
+        from optuna.trial import TrialState
+
+        done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+        if done:
+            best = study.best_trial
+            book.extra.update(best_trial=best.number, best_value=best.value, best_params=best.params)
+            log.info("best trial #%d: %s=%.4f with %s", best.number, self.metric, best.value, best.params)
+        if book.parent is not None and done:
+            from seg58.search import publish_plots
+
+            try:
+                publish_plots(study, book.tracking.uri, book.parent)
+            except Exception as e:  # plots are a convenience: never fail a finished search for them
+                log.warning("search plots not logged: %s: %s", type(e).__name__, e)
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def _refused(overrides: list[str], problems: list[str]) -> JobReturn:
+    from hydra.core.utils import JobStatus
+
+    from seg58.errors import ConfigError
+
+    return JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=ConfigError(problems))
+
+
+def _explicit(config: Any) -> set[str]:
+    """hydra.sweeper.* keys given on this command line."""
+    return {o.split("=", 1)[0].removeprefix("hydra.sweeper.") for o in config.hydra.overrides.hydra
+            if o.startswith("hydra.sweeper.")}
+
