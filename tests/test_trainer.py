@@ -171,8 +171,21 @@ def test_patience_stops_a_run_that_no_longer_improves(loaders, tmp_path):
     assert torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)["epoch"] == 1
 
 
-def test_patience_waits_while_the_run_improves(loaders, tmp_path):
+def test_patience_counts_epochs_without_a_real_gain_and_survives_a_resume(tmp_path):
     from seg58.callbacks import EarlyStopping
 
-    trainer = make_trainer(tmp_path, epochs=3, callbacks=[EarlyStopping(patience=5)])
-    assert trainer.fit(*loaders)["epochs_trained"] == 3
+    trainer = make_trainer(tmp_path, epochs=10)
+    stopper = EarlyStopping(patience=2, min_delta=0.01)
+    stopper.on_fit_start(trainer)
+    for epoch, miou in enumerate([0.10, 0.20, 0.205, 0.25, 0.255]):  # +0.005 is not a gain
+        stopper.on_epoch_end(trainer, epoch, {"val/miou": miou})
+        assert trainer.stop_reason is None, epoch
+    stopper.on_epoch_end(trainer, 5, {"val/miou": 0.25})
+    assert trainer.stop_reason.startswith("early stop")
+    # a resumed run rebuilds the count from its history: one more flat epoch stops it
+    resumed = make_trainer(tmp_path, epochs=10)
+    resumed.history = [{"val/miou": v} for v in (0.10, 0.20, 0.205, 0.25, 0.255)]
+    again = EarlyStopping(patience=2, min_delta=0.01)
+    again.on_fit_start(resumed)
+    again.on_epoch_end(resumed, 5, {"val/miou": 0.25})
+    assert resumed.stop_reason is not None
