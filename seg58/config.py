@@ -9,7 +9,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from seg58.choices import InferMode, InferSplit, NonFinite, SplitKind
+from seg58.choices import CpuAmp, InferMode, InferSplit, NonFinite, SplitKind
 
 
 @dataclass
@@ -62,7 +62,8 @@ class OptimConf:
 class TrainerConf:
     epochs: int = 15
     batch_size: int = 8
-    amp: bool = True  # fp16+GradScaler on CUDA, bf16 autocast on CPU
+    amp: bool = True  # fp16+GradScaler on CUDA, bf16 autocast on CPU (see cpu_amp)
+    cpu_amp: CpuAmp = CpuAmp.auto  # auto: bf16 where the CPU runs it natively (AVX512/AMX), else fp32 | bf16 | off
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     num_workers: Any = "auto"  # int, or auto: CPUs-1 on GPU, 0 on CPU
     threads: Any = "auto"  # torch CPU threads; auto: CPUs granted / concurrent local jobs

@@ -101,6 +101,7 @@ def trainer(cfg: DictConfig, device: torch.device, run_dir: Path | None = None,
         device=device,
         epochs=t.epochs,
         amp=t.amp,
+        cpu_amp=t.cpu_amp,
         num_classes=cfg.data.num_classes,
         ignore_index=cfg.data.ignore_index,
         checkpoint_dir=run_dir / "checkpoints" if (run_dir and t.checkpoint) else None,
@@ -119,7 +120,8 @@ def predictor(cfg: DictConfig, checkpoint: Path, device: torch.device) -> Predic
     load_weights(net, load_checkpoint(checkpoint), str(checkpoint), f"{cfg.model.arch}/{cfg.encoder.name}")
     i = cfg.infer
     return Predictor(net, device, cfg.data.num_classes, mode=i.mode, window=i.window or cfg.data.img_size,
-                     overlap=i.overlap, stride=input_stride(cfg.model.arch), amp=cfg.trainer.amp)
+                     overlap=i.overlap, stride=input_stride(cfg.model.arch), amp=cfg.trainer.amp,
+                     cpu_amp=cfg.trainer.cpu_amp)
 
 
 def inference_resolution(cfg: DictConfig) -> int | None:

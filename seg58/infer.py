@@ -12,11 +12,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from seg58.choices import InferMode
+from seg58.choices import CpuAmp, InferMode
 from seg58.data.folder import Sample, fitted_size, load_pair
 from seg58.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from seg58.evaluator import SegmentationEvaluator
 from seg58.hierarchy import fine_logits
+from seg58.runtime import autocast_dtype
 from seg58.visuals import colorize
 
 
@@ -39,14 +40,15 @@ class Predictor:
 
     def __init__(self, model: torch.nn.Module, device: torch.device, num_classes: int, *,
                  mode: InferMode | str = InferMode.whole, window: int = 384, overlap: float = 0.25,
-                 stride: int = 32, amp: bool = True):
+                 stride: int = 32, amp: bool = True, cpu_amp: CpuAmp | str = CpuAmp.auto):
         mode = InferMode(mode)
         if not 0 <= overlap < 1:
             raise ValueError(f"infer.overlap={overlap} must be in [0, 1)")
         self.model = model.to(device).eval()
         self.device, self.num_classes, self.mode = device, num_classes, mode
-        self.window, self.overlap, self.stride, self.amp = window, overlap, stride, amp
-        self.amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+        self.window, self.overlap, self.stride = window, overlap, stride
+        dtype = autocast_dtype(device, amp, cpu_amp)
+        self.amp, self.amp_dtype = dtype is not None, dtype or torch.bfloat16
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):

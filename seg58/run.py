@@ -17,7 +17,7 @@ from seg58 import factory
 from seg58.callbacks import Callback, EarlyStopping
 from seg58.checks import check_config
 from seg58.data.folder import DataError
-from seg58.runtime import available_cpus
+from seg58.runtime import autocast_dtype, available_cpus, precision_name
 
 log = logging.getLogger(__name__)
 COMPLETED_MARKER = "COMPLETED"
@@ -41,9 +41,11 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
     finished); the summary holds the per-epoch history."""
     check_config(cfg)
     rt = factory.runtime(cfg)
-    log.info("device=%s amp=%s threads=%d workers=%d (cpus available: %d)",
-             rt.device, cfg.trainer.amp, rt.threads, rt.workers, available_cpus())
+    precision = precision_name(autocast_dtype(rt.device, cfg.trainer.amp, cfg.trainer.cpu_amp))
+    log.info("device=%s amp=%s precision=%s threads=%d workers=%d (cpus available: %d)",
+             rt.device, cfg.trainer.amp, precision, rt.threads, rt.workers, available_cpus())
 
+    tags = {**(tags or {}), "precision": precision}
     run_name = cfg.tracking.run_name or f"{cfg.model.arch}-{cfg.encoder.name}".lower()
     if cfg.tracking.enabled:
         from seg58.mlflow_store import check_reachable, record_failed_run

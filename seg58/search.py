@@ -56,11 +56,13 @@ class StudySpec:
 
         return instantiate_spec(self.pruner) if self.pruner else optuna.pruners.NopPruner()
 
-    def load(self, storage: Any = None) -> Any:
+    def load(self, storage: Any = None, sampler: Any = None) -> Any:
+        """The study with this spec's pruner (Optuna does not store it); `sampler` for the
+        sweeper's side (trials never sample)."""
         import optuna
 
         return optuna.load_study(study_name=self.study_name, storage=storage or self.storage_object(),
-                                 pruner=self.make_pruner())
+                                 pruner=self.make_pruner(), sampler=sampler)
 
 
 def instantiate_spec(spec: dict[str, Any]) -> Any:

@@ -17,12 +17,12 @@ from tqdm import tqdm
 
 from seg58.callbacks import Callback
 from seg58.checkpoints import load_checkpoint, load_weights, save_atomic
-from seg58.choices import NonFinite
+from seg58.choices import CpuAmp, NonFinite
 from seg58.classes import CLASS_NAMES
 from seg58.errors import Seg58Error
 from seg58.evaluator import SegmentationEvaluator
 from seg58.hierarchy import fine_logits
-from seg58.runtime import peak_memory_mb, reset_peak_memory
+from seg58.runtime import autocast_dtype, peak_memory_mb, reset_peak_memory
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class Trainer:
         device: torch.device,
         epochs: int,
         amp: bool = True,
+        cpu_amp: CpuAmp | str = CpuAmp.auto,
         num_classes: int = len(CLASS_NAMES),
         class_names: Sequence[str] = CLASS_NAMES,
         ignore_index: int = 255,
@@ -73,9 +74,9 @@ class Trainer:
         self._scheduler_factory = scheduler
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self.epochs = epochs
-        self.amp = amp
-        self.amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
+        dtype = autocast_dtype(device, amp, cpu_amp)
+        self.amp, self.amp_dtype = dtype is not None, dtype or torch.bfloat16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and device.type == "cuda")
         self.num_classes = num_classes
         self.class_names = class_names
         self.ignore_index = ignore_index

@@ -38,14 +38,14 @@ def loaders(tmp_path_factory):
     return make_loaders(splits, batch_size=2, workers=0, device=torch.device("cpu"), seed=0)
 
 
-def make_trainer(tmp_path, epochs, callbacks=(), lr=3e-3):
+def make_trainer(tmp_path, epochs, callbacks=(), lr=3e-3, cpu_amp="auto"):
     torch.manual_seed(0)
     return Trainer(
         build_model("Unet", "tu-test_resnet", 16),
         smp.losses.DiceLoss("multiclass", ignore_index=255),
         partial(torch.optim.AdamW, lr=lr, weight_decay=0.01),
         partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=lr, pct_start=0.3),
-        device=torch.device("cpu"), epochs=epochs, amp=True,
+        device=torch.device("cpu"), epochs=epochs, amp=True, cpu_amp=cpu_amp,
         checkpoint_dir=tmp_path / "ckpt", callbacks=callbacks, progress=False,
     )
 
@@ -92,13 +92,17 @@ def test_checkpoints_hold_full_training_state(loaders, tmp_path):
     assert not list((tmp_path / "ckpt").glob(".*tmp"))  # atomic writes leave no temp files
 
 
-def test_bf16_autocast_is_used_on_cpu(loaders, tmp_path):
-    trainer = make_trainer(tmp_path, epochs=1)
+@pytest.mark.parametrize("cpu_amp", ["bf16", "off", "auto"])
+def test_cpu_autocast_is_bf16_where_asked_or_native(loaders, tmp_path, cpu_amp):
+    from seg58.runtime import cpu_has_native_bf16
+
+    trainer = make_trainer(tmp_path, epochs=1, cpu_amp=cpu_amp)
     seen = []
     trainer.model.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
     images, _ = next(iter(loaders[1]))
     trainer.step(images, torch.zeros(images.shape[0], 64, 64, dtype=torch.long))
-    assert seen == [torch.bfloat16] and not trainer.scaler.is_enabled()
+    bf16 = cpu_amp == "bf16" or (cpu_amp == "auto" and cpu_has_native_bf16())
+    assert seen == [torch.bfloat16 if bf16 else torch.float32] and not trainer.scaler.is_enabled()
 
 
 class Interrupt(Callback):

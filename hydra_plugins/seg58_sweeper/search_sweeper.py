@@ -47,7 +47,7 @@ class Search:
     # -- the study --------------------------------------------------------------------
     def _open(self, arguments: list[str]) -> tuple[Any, Any, dict, list[str], str | None]:
         """(study, spec, space, fixed overrides, parent run id) for a new or resumed search."""
-        from seg58.search import JOURNAL_FILE, StudySpec
+        from seg58.search import JOURNAL_FILE, StudySpec, instantiate_spec
 
         if self.resume:
             state_file = Path(self.resume) / STATE_FILE
@@ -58,11 +58,14 @@ class Search:
             state = json.loads(state_file.read_text())
             self._use_sweep_dir(Path(self.resume))
             spec = StudySpec(**state["study"])
-            self.n_trials = self.n_trials if "n_trials" in _explicit(self.config) else state["n_trials"]
-            space_args, fixed_args = state["params"], state["fixed"]
-            space, _ = parse_space(space_args, [])
-            self._space_text = space_args
-            return spec.load(), spec, space, fixed_args, state.get("mlflow_parent_run_id")
+            if "n_trials" in _explicit(self.config):  # a larger (or smaller) total from now on
+                state["n_trials"] = self.n_trials
+                state_file.write_text(json.dumps(state, indent=2))
+            self.n_trials = state["n_trials"]
+            space, _ = parse_space(state["params"], [])
+            self._space_text = state["params"]
+            sampler = instantiate_spec(state["sampler"]) if state.get("sampler") else None
+            return spec.load(sampler=sampler), spec, space, state["fixed"], state.get("mlflow_parent_run_id")
         import optuna
 
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).resolve()
@@ -70,8 +73,6 @@ class Search:
         spec = StudySpec(storage=self.storage or str(sweep_dir / JOURNAL_FILE),
                          study_name=self.study_name or f"seg58-{sweep_dir.parent.name}-{sweep_dir.name}",
                          metric=self.metric, direction=self.direction, pruner=self.pruner)
-        from seg58.search import instantiate_spec
-
         sweep_dir.mkdir(parents=True, exist_ok=True)
         study = optuna.create_study(storage=spec.storage_object(), study_name=spec.study_name,
                                     direction=self.direction, pruner=spec.make_pruner(),
