@@ -132,7 +132,7 @@ def cell_of(num: int, ret: JobReturn, info: dict[str, Any], sweep_dir: Path) -> 
     state = info.get("state") or ("COMPLETED" if ok else "FAILED")
     if state == "COMPLETED" and stopped.startswith("pruned"):
         state = "PRUNED"
-    run_id_file = Path(str(ret.hydra_cfg.hydra.runtime.output_dir if ret.hydra_cfg else sweep_dir / str(num)))
+    output_dir = Path(str(ret.hydra_cfg.hydra.runtime.output_dir if ret.hydra_cfg else sweep_dir / str(num)))
     return {
         "num": num,
         "overrides": list(ret.overrides or []),
@@ -142,7 +142,7 @@ def cell_of(num: int, ret: JobReturn, info: dict[str, Any], sweep_dir: Path) -> 
         "epochs_trained": result.get("epochs_trained"),
         "stopped": stopped or None,
         "error": None if error is None else f"{type(error).__name__}: {error}".strip()[:2000],
-        "output_dir": str(run_id_file),
+        "output_dir": str(output_dir),
         **{k: v for k, v in info.items() if k != "state"},
     }
 
