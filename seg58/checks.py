@@ -10,12 +10,32 @@ from omegaconf import DictConfig, OmegaConf
 from seg58.classes import CLASS_NAMES, NUM_CLASSES
 from seg58.data.splits import GROUP_SPLITS
 from seg58.errors import ConfigError
+from seg58.fetch_weights import fetch_command
+from seg58.hub import is_local_file, missing_weights_message, smp_weights, weight_source
 from seg58.models import compatibility_problems
 
 
 def _positive(cfg: DictConfig, *keys: str) -> list[str]:
     values = {key: OmegaConf.select(cfg, key) for key in keys}
     return [f"{k}={v} must be > 0" for k, v in values.items() if v is not None and v <= 0]
+
+
+def weights_problems(cfg: DictConfig) -> list[str]:
+    """Pretrained weights a job will ask the hub for: the weights name must exist and, offline
+    (paths.hub_offline=true), be in the cache already. A few stat calls, no model built: a sweep
+    with an uncached encoder is refused before any job starts, not as each job builds its model."""
+    weights = cfg.encoder.weights
+    pretrained = None if is_local_file(weights) else smp_weights(cfg.encoder.name, weights)
+    if pretrained is None or cfg.infer.checkpoint or cfg.infer.run_id:  # evaluate/predict: a checkpoint's
+        return []
+    try:
+        source = weight_source(cfg.encoder.name, pretrained, OmegaConf.to_container(cfg.encoder.kwargs, resolve=True))
+    except ValueError as e:
+        return [f"encoder.weights={weights}: {e}"]
+    if cfg.paths.hub_offline and source.cached(cfg.paths.cache_dir) is None:
+        message = missing_weights_message(source, cfg.paths.cache_dir, True, fetch_command(cfg))
+        return [f"encoder.weights={weights}: {message}"]
+    return []
 
 
 def config_problems(cfg: DictConfig) -> list[str]:
@@ -48,6 +68,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
     resume = cfg.trainer.resume
     if resume not in ("auto", "never") and not Path(resume).is_file():
         problems.append(f"trainer.resume={resume!r}: no such checkpoint; valid: auto, never or a last.pt path")
+    problems += weights_problems(cfg)
     if cfg.data.synthetic is None and not Path(cfg.data.root).expanduser().is_dir():
         problems.append(
             f"data.root={cfg.data.root!r}: folder not found (data={cfg.data.name}); "

@@ -88,6 +88,10 @@ class TrackingConf:
     run_name: str | None = None  # None: <model>-<encoder>
     log_checkpoint: bool = True
     tags: dict[str, str] = field(default_factory=dict)  # extra run tags (e.g. source_run of a rerun)
+    # system/* metrics over time (CPU %, RAM, disk, network; utilisation and memory of the job's own
+    # GPUs, i.e. CUDA_VISIBLE_DEVICES) by MLflow's sampler thread; $MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL wins
+    system_metrics: bool = True
+    system_metrics_interval_s: float = 10.0  # seconds between samples (each sample is logged as one step)
 
 
 @dataclass
@@ -116,7 +120,10 @@ class InferConf:
 @dataclass
 class PathsConf:
     data_dir: str = "data"
-    cache_dir: str = "data/cache"
+    cache_dir: str = "data/cache"  # synthetic data; pretrained weights in <cache_dir>/huggingface/hub and /torch
+    # true: jobs never download encoder weights, they read the cache above (compute nodes have no internet;
+    # fill it on a login node with `seg58 fetch-weights encoder=a,b`); false: the hub may download
+    hub_offline: bool = True
 
 
 @dataclass

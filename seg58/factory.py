@@ -22,6 +22,7 @@ from seg58.data.build import DataSplits, build_splits, resolve_root
 from seg58.data.folder import Sample, scan_folder
 from seg58.data.loaders import make_loaders
 from seg58.data.splits import SplitSpec
+from seg58.fetch_weights import fetch_command
 from seg58.infer import Predictor
 from seg58.models import build_model, input_stride
 from seg58.runtime import resolve_device, resolve_threads, resolve_workers, seed_everything
@@ -81,12 +82,18 @@ def samples(cfg: DictConfig, which: InferSplit | str) -> list[Sample]:
 
 
 def model(cfg: DictConfig, pretrained: bool = True) -> nn.Module:
-    """The SMP model; `pretrained=False` skips encoder weights (a checkpoint supplies them)."""
+    """The SMP model; `pretrained=False` skips encoder weights (a checkpoint supplies them).
+
+    Pretrained weights are read from the hub cache under paths.cache_dir, offline unless
+    paths.hub_offline=false (compute nodes have no internet: `seg58 fetch-weights` fills it)."""
+    weights = cfg.encoder.weights if pretrained else None
     return build_model(
         cfg.model.arch, cfg.encoder.name, cfg.data.num_classes,
-        weights=cfg.encoder.weights if pretrained else None,
+        weights=weights,
         encoder_kwargs=_plain(cfg.encoder.kwargs), model_kwargs=_plain(cfg.model.kwargs),
         hierarchical=cfg.model.hierarchical, allow_partial_weights=cfg.encoder.allow_partial_weights,
+        cache_dir=cfg.paths.cache_dir, offline=cfg.paths.hub_offline,
+        fetch_command=fetch_command(cfg) if weights is not None else "",
     )
 
 

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
+from pathlib import Path
 
 import segmentation_models_pytorch as smp
 import torch
 
 from seg58.errors import Seg58Error
+from seg58.hub import (
+    UNREACHABLE,
+    WeightSource,
+    hub_cache,
+    is_local_file,
+    missing_weights_message,
+    smp_weights,
+    weight_source,
+)
 
 log = logging.getLogger(__name__)
 
 
 class WeightsError(Seg58Error, ValueError):
-    """An encoder weights file that does not (fully) fit the encoder."""
+    """Encoder weights that cannot be had: a file that does not (fully) fit the encoder, or
+    pretrained weights neither in the cache nor downloadable."""
 
 # Architectures that need an encoder with dilated convolutions (output_stride < 32), and the
 # factor every input side must be divisible by.
@@ -58,18 +70,34 @@ def build_model(
     model_kwargs: dict | None = None,
     hierarchical: bool = False,
     allow_partial_weights: bool = False,
+    cache_dir: str | Path | None = None,
+    offline: bool = False,
+    fetch_command: str = "seg58 fetch-weights encoder=<choice>",
 ) -> torch.nn.Module:
-    """SMP model; `weights` may be an SMP weights name, True (timm default), or a local file."""
-    local_file = isinstance(weights, str) and weights.endswith((".pt", ".pth", ".safetensors"))
-    model = smp.create_model(
-        arch,
-        encoder_name=encoder,
-        encoder_weights=None if local_file else (weights or None),
-        in_channels=in_channels,
-        classes=num_classes,
-        **(model_kwargs or {}),
-        **(encoder_kwargs or {}),
-    )
+    """SMP model; `weights` may be an SMP weights name, True (timm default), or a local file.
+
+    Pretrained weights come through the hub cache under `cache_dir` (None: the hub's default
+    cache); `offline` forbids downloading them, and one that is not cached is a WeightsError
+    naming the encoder, the cache and `fetch_command`, the command that fetches it."""
+    local_file = is_local_file(weights)
+    pretrained = None if local_file else smp_weights(encoder, weights)
+    with hub_cache(cache_dir, offline) if pretrained else nullcontext():
+        try:
+            model = smp.create_model(
+                arch,
+                encoder_name=encoder,
+                encoder_weights=pretrained,
+                in_channels=in_channels,
+                classes=num_classes,
+                **(model_kwargs or {}),
+                **(encoder_kwargs or {}),
+            )
+        except UNREACHABLE as e:
+            try:
+                source: WeightSource | str = weight_source(encoder, pretrained, encoder_kwargs)
+            except ValueError:
+                source = encoder
+            raise WeightsError(missing_weights_message(source, cache_dir, offline, fetch_command, e)) from None
     if local_file:
         load_encoder_weights(model, weights, allow_partial_weights)
     if hierarchical:

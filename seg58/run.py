@@ -81,6 +81,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
             run_id_file=run_dir / "mlflow_run_id" if run_dir else None,
             parent_run_id=(tags or {}).get("sweep.parent_run_id"),
             end_artifact_dirs={"visuals": visuals_dir} if visuals_dir else None,
+            system_metrics=cfg.tracking.system_metrics,
+            system_metrics_interval_s=cfg.tracking.system_metrics_interval_s,
         ))
     trainer = factory.trainer(cfg, rt.device, run_dir, callbacks)
     summary = trainer.fit(train_loader, val_loader, resume_checkpoint(cfg.trainer.resume, run_dir))

@@ -66,6 +66,8 @@ class MlflowCallback(Callback):
         run_id_file: Path | None = None,
         parent_run_id: str | None = None,
         end_artifact_dirs: dict[str, Path] | None = None,
+        system_metrics: bool = False,
+        system_metrics_interval_s: float = 10.0,
     ):
         self.uri = resolve_uri(uri)
         self.experiment_name = experiment_name
@@ -76,6 +78,9 @@ class MlflowCallback(Callback):
         self.log_checkpoint = log_checkpoint
         self.run_id_file = Path(run_id_file) if run_id_file else None
         self.end_artifact_dirs = end_artifact_dirs or {}  # logged when training ends
+        self.system_metrics = system_metrics  # MLflow's CPU/RAM/GPU sampler, next to the epochs
+        self.system_metrics_interval_s = system_metrics_interval_s
+        self._monitor: Any = None
         if parent_run_id:  # nested under a sweep's run in the MLflow UI
             self.tags = {**self.tags, "mlflow.parentRunId": parent_run_id}
         self.client: Any = None
@@ -88,12 +93,15 @@ class MlflowCallback(Callback):
         ensure_store(self.uri)
         self.client = MlflowClient(self.uri)
         self.run_id = self._previous_run()
-        if self.run_id is not None:  # a restarted job (requeue, preemption, kill): same run
+        resumed = self.run_id is not None
+        if resumed:  # a restarted job (requeue, preemption, kill): same run
             self.client.update_run(self.run_id, status="RUNNING")
             log.info("MLflow: resuming run %s", self.run_id)
         else:
             self._start_run()
         trainer.meta["mlflow_run_id"] = self.run_id
+        if self.system_metrics:
+            self._start_monitor(resumed)
         self._log_missing_epochs(trainer.history)
 
     def _previous_run(self) -> str | None:
@@ -127,6 +135,24 @@ class MlflowCallback(Callback):
         log.info("MLflow run %s (%s) in experiment %r at %s", self.run_id, self.run_name,
                  self.experiment_name, self.uri)
 
+    def _start_monitor(self, resumed: bool) -> None:
+        """After the run is RUNNING (MLflow's sampler quits on any other status); monitoring is
+        never worth failing a run for."""
+        try:
+            from seg58.system_metrics import start_monitor
+
+            self._monitor = start_monitor(self.run_id, self.uri, self.system_metrics_interval_s, resumed)
+            if self._monitor.gpu_uuids:  # which physical GPUs gpu_0, gpu_1 ... are
+                self.client.set_tag(self.run_id, "system_metrics.gpus", ",".join(self._monitor.gpu_uuids))
+        except Exception as e:
+            log.warning("MLflow: no system metrics for this run (%s: %s)", type(e).__name__, e)
+
+    def _stop_monitor(self) -> None:
+        """Before the run is terminated, on every path that ends it; safe to call twice."""
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:
+            monitor.finish()
+
     def _log_missing_epochs(self, history: list[dict[str, float]]) -> None:
         """After a restart: log the checkpointed epochs that never reached MLflow (the job died
         between saving the checkpoint and logging), so every epoch is logged exactly once."""
@@ -149,6 +175,7 @@ class MlflowCallback(Callback):
         """Final figures (benchmarks, best scores) at step 0, then close the run."""
         from mlflow.entities import Metric
 
+        self._stop_monitor()
         now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[
             Metric(k, float(v), now, 0) for k, v in values.items() if math.isfinite(float(v))])
@@ -177,6 +204,7 @@ class MlflowCallback(Callback):
     def on_fit_end(self, trainer: Any, summary: dict[str, Any]) -> None:
         from mlflow.entities import Metric
 
+        self._stop_monitor()  # normal end, early stop and pruned (KILLED) trials alike
         for attempt in range(3):
             if self._flush():
                 break
@@ -217,6 +245,7 @@ class MlflowCallback(Callback):
                             f"of metrics for run {self.run_id} were saved to {path} instead")
 
     def on_failure(self, trainer: Any, error: BaseException) -> None:
+        self._stop_monitor()
         if self._pending:
             try:
                 self._flush()

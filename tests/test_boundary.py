@@ -9,7 +9,7 @@ import sys
 
 import seg58.data
 
-CORE = [f"seg58.{m}" for m in ("models", "losses", "metrics", "trainer", "checkpoints", "hierarchy",
+CORE = [f"seg58.{m}" for m in ("models", "hub", "losses", "metrics", "trainer", "checkpoints", "hierarchy",
                                 "infer", "evaluator", "callbacks", "choices", "errors", "runtime", "visuals")]
 CORE += [f"seg58.data.{m.name}" for m in pkgutil.iter_modules(seg58.data.__path__)]
 EDGE = ("hydra", "omegaconf", "mlflow", "submitit")
