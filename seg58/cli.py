@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -71,6 +72,8 @@ def train_app(cfg: DictConfig) -> dict:
         "hydra.output_dir": hc.runtime.output_dir,
         "hydra.job.num": str(hc.job.get("num", 0)),
     }
+    if os.environ.get("CUDA_VISIBLE_DEVICES"):  # the GPU(s) a local parallel or SLURM job was given
+        tags["cuda.visible_devices"] = os.environ["CUDA_VISIBLE_DEVICES"]
     tags.update({str(k): str(v) for k, v in cfg.tracking.tags.items()})
     if commit:
         tags["mlflow.source.git.commit"] = commit
@@ -91,10 +94,12 @@ def train_app(cfg: DictConfig) -> dict:
         trial = int(hc.job.num)
         callbacks.append(TrialReporter(study, trial))
         tags.update({"search.study": study.study_name, "search.trial": str(trial)})
+    started = time.time()
     with reported_as_user_errors():
         summary = train(cfg, run_dir, tags, callbacks)
     log.info("best val mIoU %.4f at epoch %d", summary["best_val_miou"], summary["best_epoch"] + 1)
     result = {k: summary[k] for k in ("best_val_miou", "best_epoch", "epochs_trained", "stopped")}
+    result["seconds"] = round(time.time() - started, 1)
     if study is not None:
         result["objective"] = objective_of(summary["history"], study.metric, study.direction)
     return result
@@ -189,8 +194,11 @@ BARE_ARGUMENTS = {"check-data": _bare_dataset_path}
 PLAIN_COMMANDS = {
     "report": "seg58.report:main",
     "rerun": "seg58.report:rerun_main",
+    "status": "seg58.sweeps:status_main",
+    "collect": "seg58.sweeps:collect_main",
     "import-artefact": "seg58.data.artefact_import:main",
     "augment-artefact": "seg58.data.augment:main",
+    "fetch-weights": "seg58.fetch_weights:main",  # job overrides (encoder=a,b expands); needs internet
 }
 
 

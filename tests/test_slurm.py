@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -171,4 +172,76 @@ def test_search_prunes_through_slurm_with_trials_in_flight(slurm, tmp_path):
 
     (state,) = tmp_path.glob("multirun/*/*/search.json")
     study = StudySpec(**json.loads(state.read_text())["study"]).load()
+    assert sorted(t.state.name for t in study.trials) == ["COMPLETE", "PRUNED"]
+
+
+def test_max_failures_cancels_queued_and_running_slurm_jobs(slurm, tmp_path):
+    env, run, _ = slurm
+    # 2 CPUs, 1 per job: #0 fails at once (no CUDA), #1 is training, #2 waits in the queue
+    rc, out = run(*SMOKE, "data.synthetic.n_images=40", "trainer.epochs=400", "trainer.device=cuda,cpu,cpu",
+                  "hydra.sweeper.max_failures=1")
+    assert rc != 0
+    cells = summary(tmp_path)
+    assert [c["status"] for c in cells] == ["FAILED", "CANCELLED", "CANCELLED"]
+    assert "hydra.sweeper.max_failures=1 reached" in out
+    for c in cells[1:]:
+        assert sacct_states(env, c["job_id"]) == ["CANCELLED"]
+    for r in mlflow_runs(env["MLFLOW_TRACKING_URI"], "smoke"):  # whatever had started is closed
+        assert r.info.status in ("KILLED", "FAILED")
+
+
+def test_detached_sweep_returns_at_once_and_collect_finishes_it_after_the_driver_is_gone(slurm, tmp_path):
+    env, run, _ = slurm
+    rc, out = run(*SMOKE, "data.synthetic.n_images=40", "trainer.epochs=1,8", "hydra.launcher.detach=true",
+                  timeout=60)
+    assert rc == 0, out[-3000:]
+    driver = re.search(r"submitted the sweep as SLURM job (\d+)", out).group(1)
+    sweep_dir = re.search(r"sweep folder: (\S+)", out).group(1)
+
+    def seg58(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "seg58", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=400)
+
+    def cells_submitted():
+        path = Path(sweep_dir) / "sweep_summary.json"
+        cells = json.loads(path.read_text())["cells"] if path.is_file() else []
+        return len(cells) == 2 and all(c.get("job_id") for c in cells)
+
+    wait_for(cells_submitted, 120, "the driver to submit both cells")
+    status = seg58("status", sweep_dir)
+    assert status.returncode == 0, status.stderr
+    assert f"driver: SLURM job {driver} RUNNING" in status.stdout and "trainer.epochs=8" in status.stdout
+    slurm_cmd(env, "scancel", driver)  # the driver dies (a login session would not); its cells run on
+    wait_for(lambda: sacct_states(env, driver) == ["CANCELLED"], 60, "the driver to end")
+    early = seg58("collect", sweep_dir)
+    assert early.returncode == 3 and "still running" in early.stdout, early.stdout + early.stderr
+    done = seg58("collect", sweep_dir, "--wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "all completed" in done.stdout and "leaderboard" in done.stdout
+    cells = json.loads((Path(sweep_dir) / "sweep_summary.json").read_text())["cells"]
+    assert [c["status"] for c in cells] == ["COMPLETED", "COMPLETED"]
+    runs = mlflow_runs(env["MLFLOW_TRACKING_URI"], "smoke", include_sweeps=True)
+    (parent,) = [r for r in runs if r.data.tags.get("seg58.sweep") == "true"]
+    assert parent.info.status == "FINISHED" and parent.data.tags["best.run"]
+    assert sorted(r.info.status for r in runs) == ["FINISHED"] * 3
+    again = seg58("collect", sweep_dir)  # idempotent
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_detached_search_runs_under_its_driver(slurm, tmp_path):
+    env, run, _ = slurm
+    rc, out = run(*SMOKE, *PRUNING_SEARCH, "hydra.sweeper.n_trials=2", "hydra.launcher.detach=true", timeout=60)
+    assert rc == 0, out[-3000:]
+    driver = re.search(r"submitted the sweep as SLURM job (\d+)", out).group(1)
+    sweep_dir = Path(re.search(r"sweep folder: (\S+)", out).group(1))
+    done = subprocess.run([sys.executable, "-m", "seg58", "collect", str(sweep_dir), "--wait"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=500)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sacct_states(env, driver) == ["COMPLETED"]
+    cells = json.loads((sweep_dir / "sweep_summary.json").read_text())["cells"]
+    cells = {c["params"]["trainer.epochs"]: c for c in cells}
+    assert cells["1"]["status"] == "COMPLETED" and cells["3"]["status"] == "PRUNED"
+    from seg58.search import StudySpec
+
+    study = StudySpec(**json.loads((sweep_dir / "search.json").read_text())["study"]).load()
     assert sorted(t.state.name for t in study.trials) == ["COMPLETE", "PRUNED"]

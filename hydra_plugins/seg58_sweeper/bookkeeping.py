@@ -1,7 +1,8 @@
 """What every seg58 sweep does around its jobs, grid or search alike (one implementation):
-config checks before launch, the MLflow store created once, one parent run, a record per
-cell/trial written to <sweep dir>/sweep_summary.json as each ends, lost runs closed, and one
-clear error listing what did not complete."""
+config checks before launch, the MLflow store created once, one parent run, each cell written
+to <sweep dir>/sweep_summary.json when it is submitted and again when it ends (so `seg58
+status` can watch and `seg58 collect` can finish a sweep whose driver is gone), fail-fast,
+lost runs closed, and one clear error listing what did not complete."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,20 +23,38 @@ log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "sweep_summary.json"
 OK_STATES = ("COMPLETED", "PRUNED")  # a pruned trial ended as designed
+LIVE_STATES = ("PENDING", "SUBMITTED")  # waiting for a slot / submitted: no outcome yet (seg58 status)
 
 
 class SweepBook:
-    def __init__(self, config: Any, config_loader: Any, launcher: Any, kind: str):
-        self.config, self.loader, self.launcher, self.kind = config, config_loader, launcher, kind
-        self.sweep_dir = Path(str(config.hydra.sweep.dir))
+    def __init__(self, sweep_dir: Path, kind: str, config_loader: Any = None, config: Any = None,
+                 launcher: Any = None, max_failures: int | None = None):
+        self.sweep_dir, self.kind = Path(sweep_dir), kind
+        self.config, self.loader, self.launcher = config, config_loader, launcher
+        self.max_failures = max_failures
         self.cells: list[dict[str, Any]] = []
         self.parent: str | None = None
-        self.extra: dict[str, Any] = {}  # sweep-level facts for the summary (e.g. the study)
+        self.extra: dict[str, Any] = {}  # sweep-level facts for the summary (the study, why it stopped, ...)
+        self.tracking: dict[str, Any] = {"enabled": False}
         self.base: Any = None  # the first checked cell's composed config: where runs are tracked
+        self.total: int | None = None  # cells planned (None: a search, open-ended)
 
-    @property
-    def tracking(self) -> Any:
-        return (self.base or self.config).tracking
+    @classmethod
+    def load(cls, sweep_dir: Path) -> SweepBook:
+        """The book of an existing sweep folder (for `seg58 status` / `seg58 collect`)."""
+        from seg58.errors import UsageError
+
+        path = Path(sweep_dir) / SUMMARY_FILE
+        if not path.is_file():
+            raise UsageError(f"{sweep_dir}: no {SUMMARY_FILE} there (not a seg58 sweep folder?)")
+        data = json.loads(path.read_text())
+        book = cls(Path(sweep_dir), data.get("kind", "grid"))
+        book.cells = data.pop("cells")
+        book.parent = data.pop("mlflow_parent_run_id", None)
+        book.tracking = data.pop("tracking", {"enabled": False})
+        book.total = data.pop("total", None)
+        book.extra = {k: v for k, v in data.items() if k not in ("sweep_dir", "kind")}
+        return book
 
     # -- before launching -------------------------------------------------------------
     def problems(self, overrides: Sequence[str]) -> list[str]:
@@ -61,30 +81,88 @@ class SweepBook:
         from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher
 
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        if isinstance(self.launcher, LocalLauncher):  # subprocesses on this machine, all at once
+        if isinstance(self.launcher, LocalLauncher):  # subprocesses on this machine, side by side
             os.environ[CONCURRENT_JOBS_ENV] = str(concurrent_jobs)
-        t = self.tracking
+        t = (self.base or self.config).tracking
         if not t.enabled:
             return
         from seg58.mlflow_store import ensure_store, resolve_uri, start_sweep_run
 
-        ensure_store(resolve_uri(t.uri))
+        self.tracking = {"enabled": True, "uri": resolve_uri(t.uri), "experiment": t.experiment_name}
+        ensure_store(self.tracking["uri"])
         self.parent = parent or start_sweep_run(t.uri, t.experiment_name, self.sweep_dir, arguments,
                                                 spec or " ".join(arguments))
         os.environ[PARENT_RUN_ENV] = self.parent
         os.environ[PARENT_EXPERIMENT_ENV] = t.experiment_name
 
-    # -- as jobs end ------------------------------------------------------------------
+    # -- as jobs start and end --------------------------------------------------------
+    def plan(self, cells: Sequence[Sequence[str]]) -> None:
+        """Every cell in the summary from the start, so status shows them and rerun finds them."""
+        self.total = len(cells)
+        for num, overrides in enumerate(cells):
+            self._put({"num": num, "overrides": list(overrides), "status": "PENDING",
+                       "output_dir": str(self.sweep_dir / str(num))})
+        self.write()
+
+    def submitted(self, num: int, overrides: Sequence[str], job: Any = None, **extra: Any) -> None:
+        cell = {"num": num, "overrides": list(overrides), "status": "SUBMITTED", "submitted_at": time.time(),
+                "output_dir": str(self.sweep_dir / str(num)), **extra}
+        if job is not None and hasattr(job, "paths"):
+            cell.update(job_id=job.job_id, stdout=str(job.paths.stdout), stderr=str(job.paths.stderr),
+                        submitit_folder=str(job.paths.folder))
+        self._put(cell)
+        self.write()
+
     def record(self, num: int, ret: JobReturn, info: dict[str, Any] | None = None, **extra: Any) -> dict:
+        """A cell's outcome, written at once and logged as one line (the sweep's live report)."""
+        before = next((c for c in self.cells if c["num"] == num), {})
         cell = cell_of(num, ret, info or {}, self.sweep_dir)
         cell.update(extra)
-        self.cells.append(cell)
+        if cell.get("elapsed_s") is None and before.get("submitted_at"):
+            cell["elapsed_s"] = round(time.time() - before["submitted_at"], 1)
+        cell = {**before, **cell}
+        self._put(cell)
         self.write()
+        ended = sum(c["status"] not in LIVE_STATES for c in self.cells)
+        log.info("[%d/%s ended]%s", ended, self.total or "?", format_cell(cell))
         return cell
+
+    def cancel_unstarted(self, num: int, overrides: Sequence[str], reason: str) -> None:
+        self._put({"num": num, "overrides": list(overrides), "status": "CANCELLED", "objective": None,
+                   "error": f"not started: {reason}", "output_dir": str(self.sweep_dir / str(num)),
+                   "cancelled_by_sweep": True})
+        self.write()
+
+    def cancel_rest(self, pool: Any, pending: Sequence[tuple[int, list[str]]], reason: str) -> list[JobReturn]:
+        """Fail-fast: cancel the running cells (waiting for each to end) and the unstarted ones."""
+        returns = []
+        for num, ret, info in pool.cancel_all():
+            self.record(num, ret, info, error=f"cancelled: {reason}", cancelled_by_sweep=True)
+            returns.append(ret)
+        for num, overrides in pending:
+            self.cancel_unstarted(num, overrides, reason)
+        return returns
+
+    def _put(self, cell: dict[str, Any]) -> None:
+        self.cells = [c for c in self.cells if c["num"] != cell["num"]] + [cell]
+
+    def failures(self) -> int:
+        return sum(c["status"] not in (*OK_STATES, *LIVE_STATES) and not c.get("cancelled_by_sweep")
+                   for c in self.cells)
+
+    def fail_fast(self) -> str | None:
+        """Why the sweep stops early (hydra.sweeper.max_failures reached), else None."""
+        if self.max_failures is None or self.extra.get("stopped") or self.failures() < self.max_failures:
+            return None
+        self.extra["stopped"] = (f"hydra.sweeper.max_failures={self.max_failures} reached: {self.failures()} cell(s) "
+                                 "failed; the queued and running cells were cancelled")
+        log.error("%s", self.extra["stopped"])
+        return self.extra["stopped"]
 
     def write(self) -> None:
         summary = {"sweep_dir": str(self.sweep_dir), "kind": self.kind, "mlflow_parent_run_id": self.parent,
-                   **self.extra, "cells": sorted(self.cells, key=lambda c: c["num"])}
+                   "tracking": self.tracking, "total": self.total, **self.extra,
+                   "cells": sorted(self.cells, key=lambda c: c["num"])}
         tmp = self.sweep_dir / f".{SUMMARY_FILE}.tmp"
         tmp.write_text(json.dumps(summary, indent=2, default=str))
         os.replace(tmp, self.sweep_dir / SUMMARY_FILE)
@@ -92,10 +170,11 @@ class SweepBook:
     # -- at the end -------------------------------------------------------------------
     def finish(self, rerun_hint: str, fail: bool | None = None) -> None:
         """Close lost runs, write the summary, publish the leaderboard; raise if any cell failed
-        (or as `fail` says: a search fails only when no trial completed)."""
+        (or as `fail` says: a search fails only when no trial completed). Idempotent."""
         from seg58.user_errors import UserFacingError
 
         self._close_lost_runs()
+        self.extra["finished"] = True
         self.write()
         cells = sorted(self.cells, key=lambda c: c["num"])
         log.info("sweep summary (%s):\n%s", self.sweep_dir / SUMMARY_FILE, format_summary(cells))
@@ -104,23 +183,24 @@ class SweepBook:
         if self.parent is not None:
             from seg58.mlflow_store import finish_sweep_run
 
-            finish_sweep_run(self.tracking.uri, self.parent, broken, str(self.sweep_dir))
+            finish_sweep_run(self.tracking["uri"], self.parent, broken, str(self.sweep_dir))
         if broken:
-            raise UserFacingError(f"{len(failed)} of {len(cells)} sweep jobs did not complete:\n"
+            why = f"{self.extra['stopped']}\n" if self.extra.get("stopped") else ""
+            raise UserFacingError(f"{why}{len(failed)} of {len(cells)} sweep jobs did not complete:\n"
                                   f"{format_summary(failed)}\n{rerun_hint}")
 
     def _close_lost_runs(self) -> None:
         """Jobs that ended without a result (cancelled, killed) never closed their MLflow run."""
         for c in self.cells:
             if c["status"] not in (*OK_STATES, "FAILED"):
-                c["mlflow_run_id"] = self.close_lost_run(Path(c["output_dir"]), c["status"])
+                c["mlflow_run_id"] = self.close_lost_run(Path(c["output_dir"]), c["status"]) or c.get("mlflow_run_id")
 
     def close_lost_run(self, job_dir: Path, state: str) -> str | None:
-        if not self.tracking.enabled:
+        if not self.tracking.get("enabled"):
             return None
         from seg58.mlflow_store import mark_lost_run
 
-        return mark_lost_run(self.tracking.uri, job_dir / "mlflow_run_id", state)
+        return mark_lost_run(self.tracking["uri"], job_dir / "mlflow_run_id", state)
 
 
 def cell_of(num: int, ret: JobReturn, info: dict[str, Any], sweep_dir: Path) -> dict[str, Any]:
@@ -140,6 +220,7 @@ def cell_of(num: int, ret: JobReturn, info: dict[str, Any], sweep_dir: Path) -> 
         "objective": _finite(result.get("objective", result.get("best_val_miou"))),
         "best_val_miou": _finite(result.get("best_val_miou")),
         "epochs_trained": result.get("epochs_trained"),
+        "elapsed_s": result.get("seconds"),
         "stopped": stopped or None,
         "error": None if error is None else f"{type(error).__name__}: {error}".strip()[:2000],
         "output_dir": str(output_dir),
@@ -151,19 +232,28 @@ def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def format_cell(c: dict[str, Any]) -> str:
+    where = f" slurm={c['job_id']}" if c.get("job_id") and c.get("executor", "slurm") == "slurm" else ""
+    score = f" objective={c['objective']:.4f}" if c.get("objective") is not None else ""
+    epochs = f" epochs={c['epochs_trained']}" if c.get("epochs_trained") is not None else ""
+    took = f" in {duration(c['elapsed_s'])}" if c.get("elapsed_s") is not None else ""
+    line = f"  #{c['num']} {c['status']:<10}{where}{score}{epochs}{took}  {' '.join(c['overrides'])}"
+    if c["status"] not in (*OK_STATES, *LIVE_STATES):
+        log_path = c.get("stderr") or c.get("output_dir")
+        line += f"\n      error: {(c['error'] or '').splitlines()[0] if c.get('error') else '?'}"
+        line += f"\n      log: {log_path}" if log_path else ""
+    return line
+
+
 def format_summary(cells: list[dict]) -> str:
-    lines = []
-    for c in cells:
-        where = f" slurm={c['job_id']}" if c.get("job_id") else ""
-        score = f" objective={c['objective']:.4f}" if c.get("objective") is not None else ""
-        epochs = f" epochs={c['epochs_trained']}" if c.get("epochs_trained") is not None else ""
-        line = f"  #{c['num']} {c['status']:<10}{where}{score}{epochs}  {' '.join(c['overrides'])}"
-        if c["status"] not in OK_STATES:
-            log_path = c.get("stderr") or c.get("output_dir")
-            line += f"\n      error: {(c['error'] or '').splitlines()[0] if c['error'] else '?'}"
-            line += f"\n      log: {log_path}" if log_path else ""
-        lines.append(line)
-    return "\n".join(lines)
+    return "\n".join(format_cell(c) for c in cells)
 
 
 def unfinished_cells(sweep_dir: Path) -> list[list[str]]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,12 @@ from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
 from hydra_plugins.seg58_sweeper.bookkeeping import OK_STATES, SUMMARY_FILE, SweepBook
+from hydra_plugins.seg58_sweeper.pool import JobPool
 from hydra_plugins.seg58_sweeper.search_space import parse_space, trial_overrides
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "search.json"  # what `resume` needs: the study, its space, the parent run
-POLL_S = 1.0
 
 
 class Search:
@@ -35,8 +34,8 @@ class Search:
     def __init__(self, config: Any, hydra_context: Any, launcher: Any, *, n_trials: int = 20, n_jobs: int = 1,
                  direction: str = "maximize", metric: str = "val/miou", study_name: str | None = None,
                  storage: str | None = None, sampler: Any = None, pruner: Any = None, params: Any = None,
-                 resume: str | None = None) -> None:
-        self.config, self.hydra_context, self.launcher = config, hydra_context, launcher
+                 resume: str | None = None, book: SweepBook) -> None:
+        self.config, self.hydra_context, self.launcher, self.book = config, hydra_context, launcher, book
         self.n_trials, self.n_jobs, self.direction, self.metric = n_trials, n_jobs, direction, metric
         self.study_name, self.storage, self.resume = study_name, storage, resume
         self.sampler, self.pruner, self.params = _plain(sampler), _plain(pruner), _plain(params)
@@ -100,24 +99,25 @@ class Search:
         from seg58.search import STUDY_ENV
 
         study, spec, space, fixed, parent = self._open(arguments)
-        book = SweepBook(self.config, self.hydra_context.config_loader, self.launcher, kind="search")
+        book = self.book
+        book.sweep_dir = Path(str(self.config.hydra.sweep.dir))  # a resumed search: the original folder
         book.check([fixed])  # the base config; each sampled trial is checked before it starts
-        asynchronous = hasattr(self.launcher, "submit")
-        slots = self.n_jobs if asynchronous else 1
-        if self.n_jobs > 1 and not asynchronous:
-            log.warning("launcher=local runs one trial at a time; use launcher=local_parallel or slurm "
-                        "for hydra.sweeper.n_jobs=%d", self.n_jobs)
-        book.start(arguments, concurrent_jobs=slots, parent=parent,
+        pool = JobPool(self.launcher, self.n_jobs)
+        if self.n_jobs > pool.slots:
+            log.warning("hydra.sweeper.n_jobs=%d but this launcher runs %d trial(s) at a time%s", self.n_jobs,
+                        pool.slots, "" if pool.asynchronous else ": use launcher=local_parallel or slurm")
+        book.start(arguments, concurrent_jobs=pool.slots, parent=parent,
                    spec=f"search {spec.study_name}: " + " ".join(f"{k}={v}" for k, v in self._space_text.items()))
         if self.resume:
             book.cells = json.loads((book.sweep_dir / SUMMARY_FILE).read_text())["cells"] \
                 if (book.sweep_dir / SUMMARY_FILE).is_file() else []
+            book.extra.pop("stopped", None)
             self._retry_interrupted(study, book)
         else:
             self._state["mlflow_parent_run_id"] = book.parent
             (book.sweep_dir / STATE_FILE).write_text(json.dumps(self._state, indent=2))
-        book.extra = {"study": spec.study_name, "storage": spec.storage, "direction": spec.direction,
-                      "metric": spec.metric}
+        book.extra.update(study=spec.study_name, storage=spec.storage, direction=spec.direction, metric=spec.metric)
+        book.total = self.n_trials
         os.environ[STUDY_ENV] = spec.to_env()
         OmegaConf.save(self.config, book.sweep_dir / "multirun.yaml")
 
@@ -127,14 +127,16 @@ class Search:
                        if t.state not in (TrialState.RUNNING, TrialState.WAITING) and t.number not in interrupted)
 
         returns: list[JobReturn] = []
-        in_flight: dict[int, tuple[Any, Any, list[str]]] = {}
+        trials: dict[int, Any] = {}
         log.info("search %s: %d trial(s) to go of %d, %d at a time, %s %s",
-                 spec.study_name, self.n_trials - counted(), self.n_trials, slots, spec.direction, spec.metric)
-        def more() -> bool:
-            return not self._exhausted and counted() + len(in_flight) < self.n_trials
+                 spec.study_name, self.n_trials - counted(), self.n_trials, pool.slots, spec.direction, spec.metric)
 
-        while in_flight or more():
-            while len(in_flight) < slots and more():
+        def more() -> bool:
+            return not self._exhausted and not book.extra.get("stopped") and \
+                counted() + len(pool.running) < self.n_trials
+
+        while pool.busy() or more():
+            while pool.free() > 0 and more():
                 trial = study.ask(space)
                 overrides = trial_overrides(trial.params, fixed)
                 problems = book.problems(overrides)
@@ -142,22 +144,19 @@ class Search:
                     trial.set_user_attr("error", "; ".join(problems)[:2000])
                     self._tell_study(study, trial, state=TrialState.FAIL)
                     book.record(trial.number, _refused(overrides, problems), {}, params=trial.params)
+                    book.fail_fast()
                     continue
-                if asynchronous:
-                    (job,) = self.launcher.submit([overrides], trial.number)
-                    in_flight[trial.number] = (trial, job, overrides)
-                else:
-                    (ret,) = self.launcher.launch([overrides], initial_job_idx=trial.number)
-                    returns.append(ret)
-                    self._tell(study, trial, ret, {}, book)
-            finished = [n for n, (_, job, _) in in_flight.items() if job.done()]
-            for n in finished:
-                trial, job, overrides = in_flight.pop(n)
-                ret, info = self.launcher.collect(job, overrides)
+                trials[trial.number] = trial
+                for num, job in pool.submit([(trial.number, overrides)]):
+                    book.submitted(num, overrides, job, params=trial.params)
+            for num, ret, info in pool.wait():
                 returns.append(ret)
-                self._tell(study, trial, ret, info, book)
-            if in_flight and not finished:
-                time.sleep(POLL_S)
+                self._tell(study, trials.pop(num), ret, info, book)
+                reason = book.fail_fast()
+                if reason:
+                    for n, r, i in pool.cancel_all():
+                        returns.append(r)
+                        self._tell(study, trials.pop(n), r, i, book, cancelled=reason)
 
         self._publish(study, book)
         completed = [c for c in book.cells if c["status"] in OK_STATES]
@@ -169,10 +168,12 @@ class Search:
                     f"hydra.sweeper.n_trials=<total>", fail=not completed)
         return returns
 
-    def _tell(self, study: Any, trial: Any, ret: JobReturn, info: dict, book: SweepBook) -> None:
+    def _tell(self, study: Any, trial: Any, ret: JobReturn, info: dict, book: SweepBook,
+              cancelled: str | None = None) -> None:
         from optuna.trial import TrialState
 
-        cell = book.record(trial.number, ret, info, params=trial.params)
+        extra = {"error": f"cancelled: {cancelled}", "cancelled_by_sweep": True} if cancelled else {}
+        cell = book.record(trial.number, ret, info, params=trial.params, **extra)
         if cell["status"] == "PRUNED":
             self._tell_study(study, trial, state=TrialState.PRUNED)
         elif cell["status"] == "COMPLETED" and cell["objective"] is not None:
@@ -183,8 +184,6 @@ class Search:
                 book.write()
             trial.set_user_attr("error", (cell["error"] or cell["status"])[:2000])
             self._tell_study(study, trial, state=TrialState.FAIL)
-        log.info("trial #%d %s%s", trial.number, cell["status"],
-                 f" {cell['objective']:.4f}" if cell["objective"] is not None else "")
 
     def _tell_study(self, study: Any, trial: Any, value: float | None = None, state: Any = None) -> None:
         """study.tell; a sampler that has exhausted its space (grid, brute force) calls
@@ -229,7 +228,7 @@ class Search:
             from seg58.search import publish_plots
 
             try:
-                publish_plots(study, book.tracking.uri, book.parent)
+                publish_plots(study, book.tracking["uri"], book.parent)
             except Exception as e:  # plots are a convenience: never fail a finished search for them
                 log.warning("search plots not logged: %s: %s", type(e).__name__, e)
 

@@ -2,11 +2,13 @@
 requires of plugins).
 
 Before any job starts every cell's config is checked (all bad cells reported at once), the
-MLflow store is created once and one parent run opened; after the jobs every cell's outcome is
-in <sweep dir>/sweep_summary.json, and `hydra.sweeper.rerun=<sweep dir>` launches only the
-cells that did not complete. `hydra.sweeper.sample=N` runs a seeded random sample of N cells of
-the grid. With hydra.sweeper.strategy=search (the search=<preset> presets) it runs an Optuna
-search instead (search_sweeper.py), with the same bookkeeping.
+MLflow store is created once and one parent run opened; each cell is reported as it ends and is
+in <sweep dir>/sweep_summary.json, `hydra.sweeper.max_failures=K` cancels the rest after K
+failures, and `hydra.sweeper.rerun=<sweep dir>` launches only the cells that did not complete.
+`hydra.sweeper.sample=N` runs a seeded random sample of N cells of the grid. With
+hydra.sweeper.strategy=search (the search=<preset> presets) it runs an Optuna search instead
+(search_sweeper.py), with the same bookkeeping. With launcher=slurm hydra.launcher.detach=true
+the sweep itself runs as a SLURM job (detach.py) and the command returns.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from hydra_plugins.seg58_sweeper.bookkeeping import SweepBook, unfinished_cells
+from hydra_plugins.seg58_sweeper.pool import JobPool
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +31,16 @@ log = logging.getLogger(__name__)
 class Seg58Sweeper(BasicSweeper):
     def __init__(self, strategy: str = "grid", params: dict | None = None, max_batch_size: int | None = None,
                  rerun: str | None = None, sample: int | None = None, sample_seed: int = 0,
-                 **search: Any) -> None:
+                 max_failures: int | None = None, **search: Any) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
-        if strategy not in ("grid", "search"):
-            from seg58.errors import ConfigError
+        from seg58.errors import ConfigError
 
+        if strategy not in ("grid", "search"):
             raise ConfigError([f"hydra.sweeper.strategy={strategy!r}; valid: grid, search"])
+        if max_failures is not None and max_failures < 1:
+            raise ConfigError([f"hydra.sweeper.max_failures={max_failures}: at least 1 (null: never stop early)"])
         self.strategy, self.rerun, self.sample, self.sample_seed = strategy, rerun, sample, sample_seed
+        self.max_failures = max_failures
         self.search = search  # n_trials, n_jobs, direction, metric, sampler, pruner, storage, resume, ...
 
     def _cells(self, arguments: list[str]) -> list[list[str]]:
@@ -50,32 +56,49 @@ class Seg58Sweeper(BasicSweeper):
             cells = [cells[i] for i in keep]
         return cells
 
+    def book(self, kind: str) -> SweepBook:
+        return SweepBook(Path(str(self.config.hydra.sweep.dir)), kind, self.hydra_context.config_loader,
+                         self.config, self.launcher, self.max_failures)
+
     def sweep(self, arguments: list[str]) -> Any:
-        if self.strategy == "search" or self.search.get("resume"):
+        searching = self.strategy == "search" or self.search.get("resume")
+        if getattr(self.launcher, "detach", False):
+            from hydra_plugins.seg58_sweeper.detach import detach
+
+            book = self.book("search" if searching else "grid")
+            book.check(self._cells(arguments) if not searching else [[]])  # refuse bad configs before queueing
+            return detach(self.config, self.launcher, book)
+        if searching:
             from hydra_plugins.seg58_sweeper.search_sweeper import Search
 
             # Hydra instantiated sampler/pruner already; the trials need their specs to rebuild them
             raw = {k: self.config.hydra.sweeper.get(k) for k in ("sampler", "pruner")}
             return Search(self.config, self.hydra_context, self.launcher, params=self.params,
-                          **{**self.search, **raw}).sweep(arguments)
+                          book=self.book("search"), **{**self.search, **raw}).sweep(arguments)
         cells = self._cells(arguments)
         if not cells:
             log.info("every cell of %s completed: nothing to rerun", self.rerun)
             return []
-        book = SweepBook(self.config, self.hydra_context.config_loader, self.launcher, kind="grid")
-        size = self.max_batch_size or len(cells)
-        batches = [cells[i:i + size] for i in range(0, len(cells), size)]
+        book = self.book("grid")
         book.check(cells)  # every cell, before the first job
-        book.start(arguments, concurrent_jobs=size, spec=" ".join(arguments) or f"rerun of {self.rerun}")
+        pool = JobPool(self.launcher, self.max_batch_size or len(cells))
+        book.start(arguments, concurrent_jobs=min(pool.slots, len(cells)),
+                   spec=" ".join(arguments) or f"rerun of {self.rerun}")
         OmegaConf.save(self.config, book.sweep_dir / "multirun.yaml")
-        returns, idx = [], 0
-        for batch in batches:
-            results = self.launcher.launch(batch, initial_job_idx=idx)
-            infos = getattr(self.launcher, "job_infos", None) or [{} for _ in results]
-            for i, (ret, info) in enumerate(zip(results, infos, strict=True)):
-                book.record(idx + i, ret, info)
-            idx += len(batch)
-            returns.append(results)
+        book.plan(cells)
+        pending, returns = list(enumerate(cells)), []
+        while pending or pool.busy():
+            n = pool.free()
+            take, pending = pending[:n], pending[n:]
+            for num, job in pool.submit(take):
+                book.submitted(num, dict(take)[num], job)
+            for num, ret, info in pool.wait():
+                book.record(num, ret, info)
+                returns.append(ret)
+                reason = book.fail_fast()
+                if reason:
+                    returns += book.cancel_rest(pool, pending, reason)
+                    pending = []
         choice = self.config.hydra.runtime.choices.get("launcher") or "local"
         book.finish(f"rerun only those: python -m seg58 -m launcher={choice} hydra.sweeper.rerun={book.sweep_dir}")
-        return returns
+        return [returns]
