@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -80,22 +81,48 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_mlflow_server(port: int, store: Path) -> subprocess.Popen:
+def start_mlflow_server(port: int, store: Path, backend_uri: str | None = None, workers: int = 1,
+                        log: Path | None = None, startup_timeout: float = 60) -> subprocess.Popen:
+    """`mlflow server` on 127.0.0.1:port; its backend is SQLite in `store` unless backend_uri is given
+    (e.g. postgresql+psycopg2://...); artifacts go to store/artifacts; output to `log` if given."""
     store.mkdir(parents=True, exist_ok=True)
+    out = open(log, "ab") if log else subprocess.DEVNULL  # the child keeps its own copy
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{store / 'server.db'}",
-         "--artifacts-destination", str(store / "artifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
+         "--backend-store-uri", backend_uri or f"sqlite:///{store / 'server.db'}",
+         "--artifacts-destination", str(store / "artifacts"), "--workers", str(workers)],
+        stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+        start_new_session=True)  # its own process group: uvicorn workers and job runner die with it
+    if log:
+        out.close()
+    deadline = time.time() + startup_timeout
     while time.time() < deadline:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
             return proc
         except OSError:
             time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("mlflow server did not start")
+        if proc.poll() is not None:
+            break
+    stop_mlflow_server(proc, timeout=0)
+    raise RuntimeError(f"mlflow server did not start (exit {proc.poll()})"
+                       + (f":\n{log.read_text(errors='replace')[-3000:]}" if log else ""))
+
+
+def stop_mlflow_server(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM (mlflow passes it on to uvicorn and its job runner), then SIGKILL to the whole group
+    start_mlflow_server created, so no worker outlives a server that hung or never came up."""
+    if timeout > 0:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
 
 
 @pytest.fixture

@@ -56,6 +56,15 @@ class Seg58Sweeper(BasicSweeper):
             cells = [cells[i] for i in keep]
         return cells
 
+    def _fixed_cells(self, arguments: list[str]) -> list[list[str]]:
+        """A search's base config (its fixed overrides); a resumed one was checked when it began."""
+        if self.search.get("resume"):
+            return []
+        from hydra_plugins.seg58_sweeper.search_space import parse_space
+
+        params = OmegaConf.to_container(self.params) if OmegaConf.is_config(self.params) else self.params
+        return [parse_space(params, arguments)[1]]
+
     def book(self, kind: str) -> SweepBook:
         return SweepBook(Path(str(self.config.hydra.sweep.dir)), kind, self.hydra_context.config_loader,
                          self.config, self.launcher, self.max_failures)
@@ -66,7 +75,7 @@ class Seg58Sweeper(BasicSweeper):
             from hydra_plugins.seg58_sweeper.detach import detach
 
             book = self.book("search" if searching else "grid")
-            book.check(self._cells(arguments) if not searching else [[]])  # refuse bad configs before queueing
+            book.check(self._fixed_cells(arguments) if searching else self._cells(arguments))  # before queueing
             return detach(self.config, self.launcher, book)
         if searching:
             from hydra_plugins.seg58_sweeper.search_sweeper import Search
