@@ -70,19 +70,22 @@ def available_cpus() -> int:
     return min(int(slurm), affinity) if slurm else affinity
 
 
-def resolve_threads(threads: int | str) -> int:
-    """auto: the CPUs granted, shared evenly by the local jobs the sweeper started side by side."""
-    if threads != "auto":
-        return int(threads)
+def cpu_share() -> int:
+    """The CPUs granted, shared evenly by the local jobs the sweeper started side by side."""
     jobs = int(os.environ.get(CONCURRENT_JOBS_ENV, "1"))
     return max(1, available_cpus() // max(1, jobs))
 
 
+def resolve_threads(threads: int | str) -> int:
+    """auto: this job's share of the CPUs."""
+    return cpu_share() if threads == "auto" else int(threads)
+
+
 def resolve_workers(workers: int | str, device: torch.device) -> int:
-    """auto: on GPU, all CPUs but one feed the loader; on CPU the model needs the cores."""
+    """auto: on GPU, all of this job's CPUs but one feed the loader; on CPU the model needs the cores."""
     if workers != "auto":
         return int(workers)
-    return min(8, max(0, available_cpus() - 1)) if device.type == "cuda" else 0
+    return min(8, max(0, cpu_share() - 1)) if device.type == "cuda" else 0
 
 
 def seed_everything(seed: int) -> None:

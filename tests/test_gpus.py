@@ -54,3 +54,19 @@ def test_multi_gpu_jobs_and_odd_counts():
 
 def test_without_gpus_the_cpus_are_shared_instead():
     assert GpuSlots([], per_job=1).capacity is None
+
+
+def test_jobs_side_by_side_split_threads_and_loader_workers(monkeypatch):
+    import torch
+
+    from seg58.env import CONCURRENT_JOBS_ENV
+    from seg58.runtime import available_cpus, resolve_threads, resolve_workers
+
+    gpu = torch.device("cuda", 0)  # only its type matters: the loader sizing of a GPU job
+    monkeypatch.setenv(CONCURRENT_JOBS_ENV, "1")
+    assert resolve_threads("auto") == available_cpus()
+    assert resolve_workers("auto", gpu) == min(8, available_cpus() - 1)
+    monkeypatch.setenv(CONCURRENT_JOBS_ENV, str(available_cpus()))  # as many jobs as CPUs
+    assert resolve_threads("auto") == 1
+    assert resolve_workers("auto", gpu) == 0
+    assert resolve_workers(3, gpu) == 3  # an explicit setting stands
