@@ -89,6 +89,10 @@ def test_card_sweep_fans_out_as_one_slurm_job_per_cell(slurm, tmp_path):
     assert [c["status"] for c in cells] == ["COMPLETED"] * 3
     for c in cells:
         assert sacct_states(env, c["job_id"]) == ["COMPLETED"]
+    # each cell was reported as it ended, with its SLURM id, objective and time
+    ended = re.findall(r"\[(\d)/3 ended\]\s+#(\d) COMPLETED\s+slurm=(\S+) objective=[\d.]+ epochs=1 in \dm\d\ds", out)
+    assert sorted(n for _, n, _ in ended) == ["0", "1", "2"] and [k for k, _, _ in ended] == ["1", "2", "3"]
+    assert {j for _, _, j in ended} == {c["job_id"] for c in cells}
     runs = mlflow_runs(env["MLFLOW_TRACKING_URI"], "smoke")
     assert sorted(r.data.params["encoder.name"] for r in runs) == [
         "tu-test_convnext", "tu-test_efficientnet", "tu-test_resnet"]
