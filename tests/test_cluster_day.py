@@ -4,8 +4,14 @@ and running jobs) is in test_slurm.py on the real local cluster."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from conftest import mlflow_runs
@@ -51,17 +57,36 @@ def test_max_failures_cancels_the_rest_and_says_why(cli, tmp_path):
     assert status.returncode == 0 and "grid: 2 CANCELLED, 1 FAILED" in status.stdout, status.stdout
 
 
-def test_max_failures_cancels_running_local_jobs_and_closes_their_runs(cli, tmp_path):
-    # both start together; the NaN-weighted cell fails at its first step, the other is cancelled
-    res = cli("-m", *SMOKE, "launcher=local_parallel", "loss=dice_ce", "trainer.nonfinite=stop",
-              "loss.weights.dice=1.0,nan", "trainer.epochs=500", "hydra.sweeper.max_failures=1", timeout=300)
-    assert res.returncode != 0
+def test_max_failures_cancels_running_local_jobs_and_closes_their_runs(tmp_path, cache_dir):
+    """Both cells train; the test kills #1 (as the OOM killer would); fail-fast cancels #0."""
+    import psutil
+
+    env = {**os.environ, "SEG58_CACHE_DIR": str(cache_dir), "PYTHONUNBUFFERED": "1",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    proc = subprocess.Popen([sys.executable, "-m", "seg58", "-m", *SMOKE, "launcher=local_parallel",
+                             "trainer.epochs=500", "seed=1,2", "hydra.sweeper.max_failures=1"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 400
+        while len(list(tmp_path.glob("multirun/*/*/[01]/mlflow_run_id"))) < 2:  # both runs exist
+            assert time.time() < deadline and proc.poll() is None, "the two cells never started training"
+            time.sleep(0.5)
+        cells = summary(tmp_path)["cells"]
+        victim = psutil.Process(int(cells[1]["job_id"]))  # a local job's id is its controller's PID
+        for p in [*victim.children(recursive=True), victim]:
+            p.kill()
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the sweep and its local jobs, whatever happened
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0
     cells = summary(tmp_path)["cells"]
-    assert [c["status"] for c in cells] == ["CANCELLED", "FAILED"]
-    assert cells[0]["error"].startswith("cancelled: hydra.sweeper.max_failures=1")
-    runs = {r.data.params["loss.weights.dice"]: r for r in mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke")}
-    assert runs["1.0"].info.status in ("KILLED", "FAILED")  # closed, not left RUNNING
-    assert runs["nan"].info.status == "FAILED"
+    assert [c["status"] for c in cells] == ["CANCELLED", "CANCELLED"], out[-3000:]
+    assert cells[0]["error"].startswith("cancelled: hydra.sweeper.max_failures=1") and "max_failures=1 reached" in out
+    assert not cells[1].get("cancelled_by_sweep")  # the killed one is the failure that stopped the sweep
+    runs = mlflow_runs(env["MLFLOW_TRACKING_URI"], "smoke")
+    assert len(runs) == 2 and all(r.info.status in ("KILLED", "FAILED") for r in runs)  # closed, not RUNNING
 
 
 def test_status_and_collect_of_a_finished_sweep(cli, tmp_path):

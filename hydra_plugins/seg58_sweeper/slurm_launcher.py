@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +178,21 @@ class Seg58LocalLauncher(_CollectingMixin, LocalLauncher):
             return super().collect(job, overrides)
         finally:
             self.slots.release(job.job_id)
+
+    def cancel(self, job: Any, grace_s: float = 10.0) -> None:
+        """submitit's LocalJob.cancel sends SIGINT to the controller only, which a process started
+        in the background ignores (SIG_IGN is inherited), and the task ignores SIGTERM (submitit's
+        preemption handler): interrupt the task itself (its run ends KILLED), kill it after grace_s."""
+        import psutil
+
+        try:
+            tasks = psutil.Process(int(job.job_id)).children(recursive=True)
+        except (psutil.Error, ValueError):
+            return
+        for task in tasks:
+            with suppress(psutil.Error):
+                task.send_signal(signal.SIGINT)
+        _, alive = psutil.wait_procs(tasks, timeout=grace_s)
+        for task in alive:
+            with suppress(psutil.Error):
+                task.kill()
