@@ -38,6 +38,26 @@ def weights_problems(cfg: DictConfig) -> list[str]:
     return []
 
 
+def class_weight_problems(cfg: DictConfig) -> list[str]:
+    """A class-weighted loss needs one weight per model output: 16, or 17 with data.background=class."""
+    background = cfg.data.background == "class"
+    outputs = cfg.data.num_classes + background
+    problems = []
+
+    def walk(node: object, key: str) -> None:
+        if isinstance(node, dict):
+            weights = node.get("weights")
+            if str(node.get("_target_", "")).endswith("class_weighted_ce") and len(weights or ()) != outputs:
+                problems.append(f"{key}.weights has {len(weights or ())} values but the model has {outputs} outputs "
+                                f"(data.num_classes={cfg.data.num_classes}"
+                                f"{' + 1: data.background=class' if background else ''}); give {outputs}")
+            for k, v in node.items():
+                walk(v, f"{key}.{k}")
+
+    walk(OmegaConf.to_container(cfg.loss, resolve=True), "loss")
+    return problems
+
+
 def config_problems(cfg: DictConfig) -> list[str]:
     """Every problem found, each naming its key; empty when the config can run. Types and
     fixed value sets (enums) are the schema's job (seg58/config.py): refused at composition."""
@@ -53,6 +73,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
     if cfg.data.num_classes != NUM_CLASSES:
         problems.append(f"data.num_classes={cfg.data.num_classes} but the metrics name {NUM_CLASSES} classes "
                         f"({', '.join(CLASS_NAMES)}; seg58/classes.py)")
+    problems += class_weight_problems(cfg)
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.trainer.device):
         problems.append(f"trainer.device={cfg.trainer.device!r}; valid: auto, cpu, cuda, cuda:N")
     for key, lowest in (("num_workers", 0), ("threads", 1)):

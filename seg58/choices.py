@@ -36,7 +36,31 @@ class InferMode(Choice):
     slide = "slide"  # overlapping windows, logits averaged
 
 
+class Tta(Choice):
+    """Test-time augmentation: softmax probabilities averaged over symmetries of the image."""
+
+    none = "none"  # one pass
+    flips = "flips"  # 4 passes: identity, h-flip, v-flip, both (= 180° rotation); never rotates
+    d4 = "d4"  # 8 passes: the 4 rotations by 90°, each also h-flipped (non-square images go W x H)
+
+
 class InferSplit(Choice):
     val = "val"
     train = "train"
     all = "all"
+
+
+# What ARTeFACT's 255 ("background": outside the object) is to the model. `class` is a Python
+# keyword, hence the functional form; the config's `data.background=class` selects it by name.
+Background = Choice("Background", [
+    ("ignore", "ignore"),  # left out of the loss and the metrics (default)
+    ("class", "class"),  # the dataset card's example: a 17th output trained on it; metrics still leave it out
+], module=__name__)
+
+
+class HierarchyMapping(Choice):
+    """The fine -> coarse -> binary grouping scored as val/coarse/* and val/binary/* (and trained by
+    loss=hierarchical); ARTeFACT itself defines no coarse groups."""
+
+    seg58 = "seg58"  # ours: clean | structural | surface | additions
+    poc55 = "poc55"  # the seed's POC-5.5 groups, to compare with its figures (Clean unscored at coarse)

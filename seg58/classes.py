@@ -21,25 +21,35 @@ CLASS_NAMES: tuple[str, ...] = (
 NUM_CLASSES = len(CLASS_NAMES)
 IGNORE_INDEX = 255  # ARTeFACT "background": outside the object, never scored
 
-# RGB colours for overlays; 255 (ignore) is drawn black.
-PALETTE: tuple[tuple[int, int, int], ...] = (
-    (0, 0, 0),
-    (230, 25, 75),
-    (60, 180, 75),
-    (255, 225, 25),
-    (0, 130, 200),
-    (245, 130, 48),
-    (145, 30, 180),
-    (70, 240, 240),
-    (240, 50, 230),
-    (210, 245, 60),
-    (250, 190, 212),
-    (0, 128, 128),
-    (220, 190, 255),
-    (170, 110, 40),
-    (255, 250, 200),
-    (128, 0, 0),
-)
+# The dataset's own colours (its `annotation_rgb` column), so that our overlays read like its previews.
+COLORS: dict[int, str] = {
+    0: "#000000",  # Clean
+    1: "#1CE6FF",  # Material loss
+    2: "#FF34FF",  # Peel
+    3: "#FF4A46",  # Dust
+    4: "#008941",  # Scratch
+    5: "#006FA6",  # Hair
+    6: "#A30059",  # Dirt
+    7: "#FFA500",  # Fold
+    8: "#7A4900",  # Writing
+    9: "#0000A6",  # Cracks
+    10: "#63FFAC",  # Staining
+    11: "#004D43",  # Stamp
+    12: "#8FB0FF",  # Sticker
+    13: "#997D87",  # Puncture
+    14: "#809693",  # Burn marks
+    15: "#F6FF1B",  # Lightleak
+    IGNORE_INDEX: "#5A0007",  # background
+}
+
+
+def rgb(hex_color: str) -> tuple[int, int, int]:
+    """Hex "#RRGGBB" -> (r, g, b)."""
+    return int(hex_color[1:3], 16), int(hex_color[3:5], 16), int(hex_color[5:7], 16)
+
+
+PALETTE: tuple[tuple[int, int, int], ...] = tuple(rgb(COLORS[c]) for c in range(NUM_CLASSES))
+BACKGROUND_RGB = rgb(COLORS[IGNORE_INDEX])
 
 
 def metric_key(name: str) -> str:

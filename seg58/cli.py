@@ -169,6 +169,23 @@ def predict_app(cfg: DictConfig) -> None:
     print(f"wrote masks and overlays of {len(files)} image(s) to {cfg.infer.output}")
 
 
+@hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
+def export_app(cfg: DictConfig) -> None:
+    import json
+
+    from seg58.checks import config_problems
+    from seg58.errors import ConfigError
+    from seg58.export import run_export, summary_line
+
+    with reported_as_user_errors():
+        problems = [p for p in config_problems(cfg) if not p.startswith("data.root=")]  # no data is read
+        if problems:
+            raise ConfigError(problems)
+        report = run_export(cfg, list(HydraConfig.get().overrides.task), Path(HydraConfig.get().runtime.output_dir))
+    print(json.dumps(report, indent=2))
+    print(summary_line(report))
+
+
 def _bare_dataset_path(args: list[str]) -> list[str]:
     """`seg58 check-data /data/artefact`: a bare folder means data.root of an ARTeFACT folder."""
     paths = [a for a in args if "=" not in a and not a.startswith("-")]
@@ -187,6 +204,7 @@ COMMANDS = {
     "bench": (bench_app, []),
     "evaluate": (evaluate_app, []),
     "predict": (predict_app, []),
+    "export": (export_app, []),  # ONNX of a run or checkpoint, checked in onnxruntime (seg58/export.py)
 }
 BARE_ARGUMENTS = {"check-data": _bare_dataset_path}
 

@@ -9,7 +9,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from seg58.choices import CpuAmp, InferMode, InferSplit, NonFinite, SplitKind
+from seg58.choices import Background, CpuAmp, HierarchyMapping, InferMode, InferSplit, NonFinite, SplitKind, Tta
 
 
 @dataclass
@@ -33,6 +33,10 @@ class DataConf:
     synthetic: SyntheticConf | None = None
     num_classes: int = 16
     ignore_index: int = 255
+    # 255 (outside the object): ignore (left out of loss and metrics) | class (a 17th output trained on it,
+    # as in the dataset card's example; metrics still over the 16 classes; predicted masks write it as 255)
+    background: Background = Background.ignore
+    hierarchy: HierarchyMapping = HierarchyMapping.seg58  # 16 -> 4 -> 2 groups for coarse/binary: seg58 | poc55
 
 
 @dataclass
@@ -92,6 +96,9 @@ class TrackingConf:
     # GPUs, i.e. CUDA_VISIBLE_DEVICES) by MLflow's sampler thread; $MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL wins
     system_metrics: bool = True
     system_metrics_interval_s: float = 10.0  # seconds between samples (each sample is logged as one step)
+    # the best checkpoint + resolved config as an MLflow Model (pyfunc) at runs:/<run id>/model
+    log_model: bool = True
+    register: str | None = None  # a sweep registers its best run's model under this name, alias `champion`
 
 
 @dataclass
@@ -108,13 +115,16 @@ class BenchConf:
 class InferConf:
     checkpoint: str | None = None  # a best.pt / last.pt ...
     run_id: str | None = None  # ... or an MLflow run: its best checkpoint and logged config
+    model_uri: str | None = None  # ... or an MLflow Model: models:/NAME@champion, models:/NAME/3, runs:/<id>/model
     mode: InferMode = InferMode.whole  # whole: one padded pass | slide: overlapping windows
+    tta: Tta = Tta.none  # none | flips (4 passes) | d4 (8: flips x 90° rotations); softmax averaged
     resolution: int | None = None  # longest side to infer at; None: data.img_size (whole), as loaded (slide)
     window: int | None = None  # slide window; None: data.img_size
     overlap: float = 0.25
     split: InferSplit = InferSplit.val  # evaluate: val | train | all
     input: str | None = None  # predict: an image or a folder of images
     output: str = "predictions"  # predict: where <name>_mask.png and <name>_overlay.png go
+    onnx: str | None = None  # export: the .onnx to write; None: model.onnx in the command's output folder
 
 
 @dataclass

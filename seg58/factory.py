@@ -20,10 +20,12 @@ from seg58.checkpoints import load_checkpoint, load_weights
 from seg58.choices import InferSplit
 from seg58.data.build import DataSplits, build_splits, resolve_root
 from seg58.data.folder import Sample, scan_folder
+from seg58.data.lineage import Lineage, content_digest, dataset_lineage
 from seg58.data.loaders import make_loaders
 from seg58.data.splits import SplitSpec
 from seg58.fetch_weights import fetch_command
 from seg58.infer import Predictor
+from seg58.losses import BackgroundAsClass
 from seg58.models import build_model, input_stride
 from seg58.runtime import resolve_device, resolve_threads, resolve_workers, seed_everything
 from seg58.trainer import Trainer
@@ -81,6 +83,19 @@ def samples(cfg: DictConfig, which: InferSplit | str) -> list[Sample]:
     return {InferSplit.train: train, InferSplit.val: val, InferSplit.all: everything}[InferSplit(which)]
 
 
+def outputs(cfg: DictConfig) -> int:
+    """The model's output channels: the scored classes, + 1 when background is a class."""
+    return cfg.data.num_classes + (cfg.data.background == "class")
+
+
+def loss(cfg: DictConfig) -> nn.Module:
+    """The configured loss; with data.background=class it sees 255 as the extra class."""
+    fn = instantiate(cfg.loss)
+    if cfg.data.background == "class":
+        fn = BackgroundAsClass(fn, cfg.data.num_classes, cfg.data.ignore_index)
+    return fn
+
+
 def model(cfg: DictConfig, pretrained: bool = True) -> nn.Module:
     """The SMP model; `pretrained=False` skips encoder weights (a checkpoint supplies them).
 
@@ -88,10 +103,11 @@ def model(cfg: DictConfig, pretrained: bool = True) -> nn.Module:
     paths.hub_offline=false (compute nodes have no internet: `seg58 fetch-weights` fills it)."""
     weights = cfg.encoder.weights if pretrained else None
     return build_model(
-        cfg.model.arch, cfg.encoder.name, cfg.data.num_classes,
+        cfg.model.arch, cfg.encoder.name, outputs(cfg),
         weights=weights,
         encoder_kwargs=_plain(cfg.encoder.kwargs), model_kwargs=_plain(cfg.model.kwargs),
-        hierarchical=cfg.model.hierarchical, allow_partial_weights=cfg.encoder.allow_partial_weights,
+        hierarchical=cfg.model.hierarchical, hierarchy=str(cfg.data.hierarchy),
+        allow_partial_weights=cfg.encoder.allow_partial_weights,
         cache_dir=cfg.paths.cache_dir, offline=cfg.paths.hub_offline,
         fetch_command=fetch_command(cfg) if weights is not None else "",
     )
@@ -102,7 +118,7 @@ def trainer(cfg: DictConfig, device: torch.device, run_dir: Path | None = None,
     t = cfg.trainer
     return Trainer(
         model(cfg),
-        instantiate(cfg.loss),
+        loss(cfg),
         instantiate(cfg.optim.optimizer),
         instantiate(cfg.optim.scheduler) if cfg.optim.scheduler else None,
         device=device,
@@ -111,6 +127,8 @@ def trainer(cfg: DictConfig, device: torch.device, run_dir: Path | None = None,
         cpu_amp=t.cpu_amp,
         num_classes=cfg.data.num_classes,
         ignore_index=cfg.data.ignore_index,
+        background=cfg.data.background,
+        hierarchy=cfg.data.hierarchy,
         checkpoint_dir=run_dir / "checkpoints" if (run_dir and t.checkpoint) else None,
         callbacks=callbacks,
         limit_train_batches=t.limit_train_batches,
@@ -128,9 +146,21 @@ def predictor(cfg: DictConfig, checkpoint: Path, device: torch.device) -> Predic
     i = cfg.infer
     return Predictor(net, device, cfg.data.num_classes, mode=i.mode, window=i.window or cfg.data.img_size,
                      overlap=i.overlap, stride=input_stride(cfg.model.arch), amp=cfg.trainer.amp,
-                     cpu_amp=cfg.trainer.cpu_amp)
+                     cpu_amp=cfg.trainer.cpu_amp, tta=i.tta)
 
 
 def inference_resolution(cfg: DictConfig) -> int | None:
     """Longest side to infer at: infer.resolution, else the training size for whole images."""
     return cfg.infer.resolution or (cfg.data.img_size if str(cfg.infer.mode) == "whole" else None)
+
+
+def lineage(cfg: DictConfig, splits: DataSplits, threads: int = 4) -> Lineage:
+    """Digest and profile of the data a run trains on; file hashes cached under paths.cache_dir."""
+    return dataset_lineage(splits.root, splits.train.samples, splits.val.samples, split_spec(cfg),
+                           cfg.paths.cache_dir, threads)
+
+
+def current_digest(cfg: DictConfig, threads: int = 4) -> tuple[Path, str]:
+    """(folder, digest) of the configured data as it is on disk today, to compare with a run's."""
+    root = dataset_root(cfg)
+    return root, content_digest(root, scan_folder(root), cfg.paths.cache_dir, threads)

@@ -26,3 +26,15 @@ def class_weighted_ce(weights: list[float], ignore_index: int = 255) -> nn.Cross
     """Cross-entropy with per-class weights (config lists are not tensors, hence this factory)."""
     return nn.CrossEntropyLoss(weight=torch.tensor(list(weights), dtype=torch.float32),
                                ignore_index=ignore_index)
+
+
+class BackgroundAsClass(nn.Module):
+    """data.background=class: the wrapped loss sees ARTeFACT's background (255) as one more class,
+    `background` (16), so the model learns to predict it; the metrics still leave it out."""
+
+    def __init__(self, loss: nn.Module, background: int = 16, ignore_index: int = 255):
+        super().__init__()
+        self.loss, self.background, self.ignore_index = loss, background, ignore_index
+
+    def forward(self, outputs: torch.Tensor | dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+        return self.loss(outputs, target.masked_fill(target == self.ignore_index, self.background))

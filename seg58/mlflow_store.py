@@ -183,8 +183,9 @@ def start_sweep_run(uri: str | None, experiment_name: str, sweep_dir: Path, argu
     return run.info.run_id
 
 
-def finish_sweep_run(uri: str | None, parent: str, failed: bool, sweep_dir: str) -> None:
-    """Leaderboard and curves onto the sweep's run, then close it (FAILED if any cell failed)."""
+def finish_sweep_run(uri: str | None, parent: str, failed: bool, sweep_dir: str, register: str | None = None) -> None:
+    """Leaderboard and curves onto the sweep's run, then close it (FAILED if any cell failed);
+    with `register` (tracking.register) the best run's model becomes a version of it, alias champion."""
     from mlflow.tracking import MlflowClient
 
     from seg58.report import publish, seed_groups, seed_markdown, to_markdown
@@ -195,5 +196,21 @@ def finish_sweep_run(uri: str | None, parent: str, failed: bool, sweep_dir: str)
         groups = seed_groups(rows)
         log.info("leaderboard (MLflow sweep run %s; rebuild with `seg58 report %s`):\n%s%s",
                  parent, sweep_dir, to_markdown(rows), "\n" + seed_markdown(groups) if groups else "")
+        if register:
+            from seg58.mlflow_model import describe, register_best
+
+            try:
+                log.info("%s", describe(register_best(client, rows, register, parent)))
+            except Seg58Error as e:  # the sweep's results stand; registering can be done again
+                log.error("%s\n(retry: seg58 report %s --register %s)", e, sweep_dir, register)
     finally:
         client.set_terminated(parent, "FAILED" if failed else "FINISHED")
+    _log_ui_links(client, parent, rows)
+
+
+def _log_ui_links(client: Any, parent: str, rows: list[dict[str, Any]]) -> None:
+    """Straight to the sweep's runs: a new user's `mlflow ui` opens on a GenAI overview, with a
+    sweep's runs folded under its parent."""
+    from seg58.report import sweep_links
+
+    log.info("%s", sweep_links(client, parent, rows))

@@ -69,6 +69,7 @@ def build_model(
     encoder_kwargs: dict | None = None,
     model_kwargs: dict | None = None,
     hierarchical: bool = False,
+    hierarchy: str = "seg58",
     allow_partial_weights: bool = False,
     cache_dir: str | Path | None = None,
     offline: bool = False,
@@ -103,7 +104,7 @@ def build_model(
     if hierarchical:
         from seg58.hierarchy import HierarchicalModel
 
-        model = HierarchicalModel(model)
+        model = HierarchicalModel(model, hierarchy)
     return model
 
 

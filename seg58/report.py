@@ -12,8 +12,10 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import tempfile
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +159,54 @@ def publish(client: Any, parent_id: str) -> list[dict[str, Any]]:
     return rows
 
 
+DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
+MAX_COMPARED = 30  # runs in the compare links (best first): the compare page slows down beyond
+
+
+def ui_base(uri: str) -> tuple[str, str | None]:
+    """(the UI's base URL for this store, the command that serves it when it is no server)."""
+    if uri.startswith(("http://", "https://")):
+        return uri.rstrip("/"), None
+    masked = re.sub(r"(//[^/:@]+:)[^/@]+@", r"\1***@", uri)  # a database password stays off the screen
+    return DEFAULT_UI, f"mlflow ui --backend-store-uri {masked}"
+
+
+def ui_links(uri: str, experiment_id: str, run_ids: list[str], metric: str = "val/miou") -> list[tuple[str, str]]:
+    """Routes of MLflow 3.17's UI (hash router): the experiment's training-runs tab (its default
+    page is the GenAI overview), the compare page of the runs (parameters that differ, parallel
+    coordinates) and their `metric` curves per step."""
+    base, _ = ui_base(uri)
+
+    def q(value: Any) -> str:
+        return urllib.parse.quote(json.dumps(value, separators=(",", ":")), safe="")
+
+    links = [("training runs", f"{base}/#/experiments/{experiment_id}/runs")]
+    if run_ids:
+        runs, experiments = q(run_ids[:MAX_COMPARED]), q([experiment_id])
+        links += [
+            ("compare", f"{base}/#/compare-runs?runs={runs}&experiments={experiments}"),
+            (f"{metric} curves", f"{base}/#/metric/?runs={runs}&metric={q(metric)}&experiments={experiments}"
+                                 f"&plot_metric_keys={q([metric])}&x_axis=step&show_point=true"),
+        ]
+    return links
+
+
+def sweep_links(client: Any, parent_id: str, rows: list[dict[str, Any]]) -> str:
+    """The links for a sweep's children, best first, as lines to print; links are never worth
+    failing a report for."""
+    try:
+        uri = client.tracking_uri
+        experiment = client.get_run(parent_id).info.experiment_id
+    except Exception as e:
+        return f"(no MLflow UI links: {type(e).__name__}: {e})"
+    _, serve = ui_base(uri)
+    ids = [r["run_id"] for r in rows]
+    head = ["MLflow UI" + (f" (start it: {serve})" if serve else "") + ": in the runs table, expand the sweep (+)"]
+    if len(ids) > MAX_COMPARED:
+        head.append(f"  (compare and curves: the best {MAX_COMPARED} of {len(ids)} runs)")
+    return "\n".join([*head, *(f"  {name}: {url}" for name, url in ui_links(uri, experiment, ids))])
+
+
 def parent_id_of(target: str) -> str:
     """A sweep folder (its sweep_summary.json names the parent run) or a run id."""
     from seg58.errors import UsageError
@@ -182,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", default=None,
                         help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
     parser.add_argument("--no-log", action="store_true", help="print only; do not re-log to the parent run")
+    parser.add_argument("--register", metavar="NAME", default=None,
+                        help="register the best finished run's model as a new version of NAME, alias champion")
     args = parser.parse_args(argv)
     from seg58.mlflow_store import existing_store, get_run
 
@@ -194,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     groups = seed_groups(rows)
     if groups:
         print(seed_markdown(groups))
+    print(sweep_links(client, parent, rows))
+    if args.register:
+        from seg58.mlflow_model import describe, register_best
+
+        print(describe(register_best(client, rows, args.register, parent)))
     return 0
 
 
@@ -227,15 +284,38 @@ def rerun_main(argv: list[str] | None = None) -> int:
         logged = OmegaConf.load(folder / "config.yaml")
     with initialize_config_dir(config_dir(), version_base="1.3"):
         now = compose("config", overrides=overrides)
+        try:  # the data the rerun will read, extra overrides included (a bad one: the rerun says so)
+            target = compose("config", overrides=[*overrides, *args.overrides]) if args.overrides else now
+        except Exception:
+            target = None
     before, after = _flat(logged), _flat(now)
     changed = sorted(k for k in set(before) | set(after)
                      if before.get(k) != after.get(k) and not k.startswith("paths."))
     if changed:
         print(f"note: today's defaults differ from run {args.run_id} for: {', '.join(changed)}")
+    if target is not None:
+        _warn_if_data_changed(client, args.run_id, target)
     command = [sys.executable, "-m", "seg58", *overrides, f"++tracking.tags.source_run={args.run_id}",
                *args.overrides]
     print("rerun:", " ".join(command[2:]))
     return subprocess.call(command, env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+
+
+def _warn_if_data_changed(client: Any, run_id: str, cfg: Any) -> str | None:
+    """Before a rerun starts: does today's data still match the run's digest? A warning, not an
+    error (a rerun on fixed or grown data is legitimate); missing data is the rerun's to report."""
+    from seg58 import factory
+    from seg58.errors import Seg58Error
+    from seg58.tracking import data_change_warning
+
+    try:
+        root, digest = factory.current_digest(cfg)
+    except Seg58Error:
+        return None
+    message = data_change_warning(client, run_id, root, digest)
+    if message:
+        print(f"warning: {message}", file=sys.stderr)
+    return message
 
 
 def _flat(cfg: Any) -> dict[str, Any]:

@@ -70,6 +70,9 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
     if cfg.tracking.enabled:
         from seg58.tracking import MlflowCallback
 
+        data = factory.lineage(cfg, splits, max(1, rt.threads))
+        log.info("dataset %s: digest %s, %.1f MB (lineage in %.2f s)", data.name, data.digest,
+                 data.n_bytes / 2**20, data.seconds)
         callbacks.append(MlflowCallback(
             cfg.tracking.uri,
             cfg.tracking.experiment_name,
@@ -81,8 +84,11 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
             run_id_file=run_dir / "mlflow_run_id" if run_dir else None,
             parent_run_id=(tags or {}).get("sweep.parent_run_id"),
             end_artifact_dirs={"visuals": visuals_dir} if visuals_dir else None,
+            dataset=data,
             system_metrics=cfg.tracking.system_metrics,
             system_metrics_interval_s=cfg.tracking.system_metrics_interval_s,
+            model_config=(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+                          if cfg.tracking.log_model else None),
         ))
     trainer = factory.trainer(cfg, rt.device, run_dir, callbacks)
     summary = trainer.fit(train_loader, val_loader, resume_checkpoint(cfg.trainer.resume, run_dir))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from seg58.callbacks import Callback
+from seg58.data.lineage import Lineage, data_changed_warning
 from seg58.mlflow_store import (
     MAX_PARAM_CHARS,
     MAX_PARAMS_PER_BATCH,
@@ -51,6 +52,34 @@ def git_commit(path: Path) -> tuple[str | None, bool]:
         return None, False
 
 
+def dataset_input(lineage: Lineage, context: str = "train") -> Any:
+    """MLflow's dataset entity for a folder (a local source, so mlflow.data.get_source works),
+    with the profile that the UI's dataset drawer shows."""
+    import json
+
+    from mlflow.data.sources import LocalArtifactDatasetSource
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    source = LocalArtifactDatasetSource(str(lineage.root))
+    dataset = Dataset(name=lineage.name, digest=lineage.digest, source_type=source._get_source_type(),
+                      source=source.to_json(), profile=json.dumps(lineage.profile()))
+    return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])
+
+
+def log_dataset(client: Any, run_id: str, lineage: Lineage) -> None:
+    """The run's Dataset column in the MLflow UI; lineage is worth a warning, never a failed run."""
+    try:
+        client.log_inputs(run_id, datasets=[dataset_input(lineage)])
+    except Exception as e:
+        log.warning("MLflow: dataset %s not logged as an input (%s: %s)", lineage.digest, type(e).__name__, e)
+
+
+def data_change_warning(client: Any, run_id: str, root: Path, digest: str) -> str | None:
+    """Today's data against the `dataset.digest` a run recorded (None: same, or not recorded)."""
+    tags = client.get_run(run_id).data.tags
+    return data_changed_warning(run_id, tags.get("dataset.digest"), tags.get("dataset.root"), digest, root)
+
+
 class MlflowCallback(Callback):
     """Trainer callback: params + tags at start, metrics per epoch, artifacts and status at end."""
 
@@ -68,6 +97,8 @@ class MlflowCallback(Callback):
         end_artifact_dirs: dict[str, Path] | None = None,
         system_metrics: bool = False,
         system_metrics_interval_s: float = 10.0,
+        model_config: dict[str, Any] | None = None,
+        dataset: Lineage | None = None,
     ):
         self.uri = resolve_uri(uri)
         self.experiment_name = experiment_name
@@ -80,9 +111,13 @@ class MlflowCallback(Callback):
         self.end_artifact_dirs = end_artifact_dirs or {}  # logged when training ends
         self.system_metrics = system_metrics  # MLflow's CPU/RAM/GPU sampler, next to the epochs
         self.system_metrics_interval_s = system_metrics_interval_s
+        self.model_config = model_config  # the resolved run config; given: best.pt is also logged as an MLflow Model
         self._monitor: Any = None
         if parent_run_id:  # nested under a sweep's run in the MLflow UI
             self.tags = {**self.tags, "mlflow.parentRunId": parent_run_id}
+        self.dataset = dataset  # logged as the run's MLflow dataset input; its digest also as a tag
+        if dataset is not None:
+            self.tags = {**self.tags, "dataset.digest": dataset.digest, "dataset.root": str(dataset.root)}
         self.client: Any = None
         self._pending: list[tuple[int, list]] = []  # (epoch, metrics) not yet accepted by MLflow
         self.run_id: str | None = None
@@ -132,6 +167,8 @@ class MlflowCallback(Callback):
         for name, folder in self.artifact_dirs.items():
             if Path(folder).is_dir():
                 self.client.log_artifacts(self.run_id, str(folder), artifact_path=name)
+        if self.dataset is not None:
+            log_dataset(self.client, self.run_id, self.dataset)
         log.info("MLflow run %s (%s) in experiment %r at %s", self.run_id, self.run_name,
                  self.experiment_name, self.uri)
 
@@ -222,6 +259,8 @@ class MlflowCallback(Callback):
         best = trainer.checkpoint_dir / "best.pt" if trainer.checkpoint_dir else None
         if self.log_checkpoint and best is not None and best.is_file():
             self.client.log_artifact(self.run_id, str(best), artifact_path="checkpoints")
+        if self.model_config is not None and best is not None and best.is_file() and "pruned_epoch" not in trainer.meta:
+            self._log_model(best)
         for name, folder in self.end_artifact_dirs.items():
             if Path(folder).is_dir():
                 self.client.log_artifacts(self.run_id, str(folder), artifact_path=name)
@@ -233,6 +272,19 @@ class MlflowCallback(Callback):
             self.client.set_tag(self.run_id, "pruned.epoch", str(trainer.meta["pruned_epoch"]))
             status = "KILLED"
         self.client.set_terminated(self.run_id, status)
+
+    # -- the best model as an MLflow Model (tracking.log_model; seg58/mlflow_model.py) ------------
+    def _log_model(self, best: Path) -> None:
+        """A model that cannot be logged costs the run its model, not its results: warned and tagged."""
+        from seg58.mlflow_model import log_best_model
+
+        try:
+            uri = log_best_model(self.uri, self.run_id, best, self.model_config)
+            log.info("MLflow Model of the best checkpoint: runs:/%s/model (%s)", self.run_id, uri)
+        except Exception as e:
+            log.warning("MLflow: the best checkpoint was not logged as a model (%s: %s)", type(e).__name__, e)
+            self.client.set_tag(self.run_id, "model.error", f"{type(e).__name__}: {e}"[:MAX_TAG_CHARS])
+    # -- end of the MLflow Model part ------------------------------------------------------------
 
     def _dump_pending(self) -> None:
         import json

@@ -17,11 +17,11 @@ from tqdm import tqdm
 
 from seg58.callbacks import Callback
 from seg58.checkpoints import load_checkpoint, load_weights, save_atomic
-from seg58.choices import CpuAmp, NonFinite
+from seg58.choices import Background, CpuAmp, HierarchyMapping, NonFinite
 from seg58.classes import CLASS_NAMES
 from seg58.errors import Seg58Error
 from seg58.evaluator import SegmentationEvaluator
-from seg58.hierarchy import fine_logits
+from seg58.hierarchy import fine_labels
 from seg58.runtime import autocast_dtype, peak_memory_mb, reset_peak_memory
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,8 @@ class Trainer:
         num_classes: int = len(CLASS_NAMES),
         class_names: Sequence[str] = CLASS_NAMES,
         ignore_index: int = 255,
+        background: Background | str = Background.ignore,
+        hierarchy: HierarchyMapping | str = HierarchyMapping.seg58,
         checkpoint_dir: str | Path | None = None,
         callbacks: Sequence[Callback] = (),
         limit_train_batches: int | None = None,
@@ -80,6 +82,7 @@ class Trainer:
         self.num_classes = num_classes
         self.class_names = class_names
         self.ignore_index = ignore_index
+        self.background, self.hierarchy = Background(background), HierarchyMapping(hierarchy)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.callbacks = list(callbacks)
         self.limit_train_batches = limit_train_batches
@@ -188,7 +191,8 @@ class Trainer:
     @torch.no_grad()
     def validate(self, loader: DataLoader) -> dict[str, float]:
         self.model.eval()
-        evaluator = SegmentationEvaluator(self.num_classes, self.class_names, self.ignore_index, self.device)
+        evaluator = SegmentationEvaluator(self.num_classes, self.class_names, self.ignore_index, self.device,
+                                          self.background, self.hierarchy)
         loss_sum = torch.zeros((), device=self.device)
         n_batches = self._n_batches(loader, self.limit_val_batches)
         start = time.perf_counter()
@@ -201,7 +205,7 @@ class Trainer:
                 out = self._forward(images)
             loss_sum += self.loss_fn(_as_float(out), masks)
             heads = {k: v.argmax(1) for k, v in out.items() if k != "fine"} if isinstance(out, dict) else None
-            evaluator.update(fine_logits(out).argmax(1), masks, heads)
+            evaluator.update(fine_labels(out, self.num_classes), masks, heads)
         self.last_confusion = evaluator.confusion
         return {"val/loss": float(loss_sum) / max(1, n_batches), **evaluator.metrics("val"),
                 "perf/val_time_s": time.perf_counter() - start}

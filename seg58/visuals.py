@@ -15,16 +15,22 @@ import numpy as np
 import torch
 
 from seg58.callbacks import Callback
-from seg58.classes import CLASS_NAMES, IGNORE_INDEX, PALETTE
+from seg58.classes import BACKGROUND_RGB, CLASS_NAMES, IGNORE_INDEX, PALETTE
 from seg58.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from seg58.hierarchy import fine_logits
+from seg58.hierarchy import fine_labels
 from seg58.metrics import iou_per_class
+
+# Rows/columns of a fine confusion matrix: the classes, then background when it is a class
+# (data.background=class adds that column).
+NAMES = (*CLASS_NAMES, "background")
+COLORS = (*PALETTE, BACKGROUND_RGB)
 
 
 def colorize(mask: np.ndarray) -> np.ndarray:
+    """Label map -> RGB in ARTeFACT's own palette (its `annotation_rgb`); 255 = background."""
     lut = np.zeros((256, 3), np.uint8)
     lut[: len(PALETTE)] = PALETTE
-    lut[IGNORE_INDEX] = (40, 40, 40)
+    lut[IGNORE_INDEX] = BACKGROUND_RGB
     return lut[mask]
 
 
@@ -41,12 +47,12 @@ def iou_bars(iou: list[float], path: Path, title: str) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9, 4), dpi=110)
     values = [0.0 if math.isnan(v) else v for v in iou]
-    colors = [np.array(PALETTE[i]) / 255 for i in range(len(iou))]
+    colors = [np.array(COLORS[i]) / 255 for i in range(len(iou))]
     ax.bar(range(len(iou)), values, color=colors, edgecolor="black", linewidth=0.5)
     for i, v in enumerate(iou):
         if math.isnan(v):
             ax.text(i, 0.01, "n/a", ha="center", fontsize=7, rotation=90)
-    ax.set_xticks(range(len(iou)), CLASS_NAMES[: len(iou)], rotation=45, ha="right", fontsize=8)
+    ax.set_xticks(range(len(iou)), NAMES[: len(iou)], rotation=45, ha="right", fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("IoU")
     ax.set_title(title)
@@ -62,7 +68,7 @@ def confusion(matrix: np.ndarray, path: Path, title: str) -> None:
     norm = np.divide(matrix, rows, out=np.zeros(matrix.shape, float), where=rows > 0)
     fig, ax = plt.subplots(figsize=(8, 7), dpi=110)
     im = ax.imshow(norm, cmap="viridis", vmin=0, vmax=1)
-    names = CLASS_NAMES[: matrix.shape[0]]
+    names = NAMES[: matrix.shape[0]]
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(len(names)), names, fontsize=7)
     ax.set_xlabel("prediction")
@@ -89,7 +95,8 @@ def overlays(images: np.ndarray, truths: np.ndarray, preds: np.ndarray, path: Pa
             if row == 0:
                 axes[row][col].set_title(name)
     shown = sorted(set(np.unique(truths).tolist()) | set(np.unique(preds).tolist()))
-    handles = [Patch(color=np.array(PALETTE[c]) / 255, label=CLASS_NAMES[c]) for c in shown if c < len(CLASS_NAMES)]
+    handles = [Patch(color=np.array(COLORS[min(c, len(CLASS_NAMES))]) / 255, label=NAMES[min(c, len(CLASS_NAMES))])
+               for c in shown]
     fig.legend(handles=handles, loc="lower center", ncol=min(6, max(1, len(handles))), fontsize=7)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
@@ -120,13 +127,14 @@ class BestEpochVisuals(Callback):
         images = torch.stack([s[0] for s in self.samples])
         trainer.model.eval()
         with torch.autocast(trainer.device.type, dtype=trainer.amp_dtype, enabled=trainer.amp):
-            logits = fine_logits(trainer.model(images.to(trainer.device, memory_format=trainer.memory_format)))
+            preds = fine_labels(trainer.model(images.to(trainer.device, memory_format=trainer.memory_format)),
+                                trainer.num_classes)
         self.best = {
             "epoch": epoch, "miou": metrics["val/miou"],
             "confusion": trainer.last_confusion.numpy().copy(),
             "images": denormalize(images),
             "truths": torch.stack([s[1] for s in self.samples]).numpy().astype(np.uint8),
-            "preds": logits.argmax(1).cpu().numpy().astype(np.uint8),
+            "preds": preds.cpu().numpy().astype(np.uint8),
         }
 
     def on_fit_end(self, trainer: Any, summary: dict[str, Any]) -> None:

@@ -82,7 +82,7 @@ def free_port() -> int:
 
 
 def start_mlflow_server(port: int, store: Path, backend_uri: str | None = None, workers: int = 1,
-                        log: Path | None = None, startup_timeout: float = 60) -> subprocess.Popen:
+                        log: Path | None = None, startup_timeout: float = 180) -> subprocess.Popen:
     """`mlflow server` on 127.0.0.1:port; its backend is SQLite in `store` unless backend_uri is given
     (e.g. postgresql+psycopg2://...); artifacts go to store/artifacts; output to `log` if given."""
     store.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -18,9 +20,9 @@ from seg58.data.synthetic import ensure_synthetic
 MATERIALS = ["Paper", "Parchment", "Film emulsion"]
 
 
-def _png(array: np.ndarray, fmt: str = "PNG") -> bytes:
+def _png(array: np.ndarray, fmt: str = "PNG", **options) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format=fmt)
+    Image.fromarray(array).save(buf, format=fmt, **options)
     return buf.getvalue()
 
 
@@ -111,3 +113,51 @@ def test_augmented_set_is_3x_valid_and_split_without_leaks(cli, tmp_path, cache_
     assert (out / "metadata.csv").stat().st_mtime_ns == mtime  # cached, not rewritten
     res = cli("check-data", "data=artefact_augmented", f"paths.data_dir={tmp_path / 'data'}")
     assert res.returncode == 0 and "60 image/mask pairs" in res.stdout, res.stderr[-2000:]
+
+
+# Imports a shard and prints the importer process's own peak RSS (VmHWM, kB). Not ru_maxrss: a child
+# started by vfork (Python's subprocess) inherits this big test process's high-water mark there.
+PEAK_OF_IMPORT = ("import sys\nfrom seg58.data.artefact_import import import_artefact\n"
+                  "print(import_artefact(sys.argv[1], sys.argv[2]))\n"
+                  "print(next(line for line in open('/proc/self/status') if line.startswith('VmHWM')).split()[1])")
+
+
+def _release_shard(path, groups: int, unused: bool) -> None:
+    """Row groups of 2 scans, each a 10 MB PNG (stored uncompressed, like a photograph that does not
+    compress); with `unused`, every row also carries the release's other columns, large: a 10 MB
+    annotation_rgb PNG and two 10 MB descriptions (60 MB of them per row group)."""
+    side = 1800
+    image, mask = _png(np.zeros((side, side, 3), np.uint8), compress_level=0), _png(np.zeros((side, side), np.uint8))
+    extra = {"annotation_rgb": {"bytes": image, "path": None},
+             "damage_description": "the scan shows flaking paint and a tear. " * 250_000,
+             "llava_description": "a painting of a harbour, cracked varnish. " * 250_000,
+             "verified_description": "flaking paint"} if unused else {}
+    writer = None
+    for group in range(groups):
+        table = pa.Table.from_pylist([
+            {"id": f"s{i}", "image": {"bytes": image, "path": None}, "annotation": {"bytes": mask, "path": None},
+             "material": MATERIALS[i % 3], "content": "Line art", "type": "scan", **extra}
+            for i in (2 * group, 2 * group + 1)])
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)  # one row group
+    writer.close()
+
+
+def test_import_reads_only_the_needed_columns_one_row_group_at_a_time(tmp_path):
+    peaks = {}
+    for groups, unused in [(3, False), (3, True), (6, False)]:
+        source = tmp_path / f"hf-{groups}-{unused}"
+        source.mkdir()
+        _release_shard(source / "train-00000-of-00001.parquet", groups, unused)
+        assert pq.ParquetFile(source / "train-00000-of-00001.parquet").num_row_groups == groups
+        out = tmp_path / f"out-{groups}-{unused}"
+        done = subprocess.run([sys.executable, "-c", PEAK_OF_IMPORT, str(source), str(out)],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        written, peak_kb = done.stdout.split()
+        assert written == str(2 * groups) and len(scan_folder(out)) == 2 * groups
+        peaks[groups, unused] = int(peak_kb) / 1024
+    # The unused columns would hold >= 60 MB (one row group of them) more, and reading the 6-group
+    # shard whole >= 58 MB (its 3 extra row groups of scans) more; allocator noise is a few MB.
+    assert peaks[3, True] - peaks[3, False] < 20, peaks
+    assert peaks[6, False] - peaks[3, False] < 20, peaks

@@ -157,6 +157,8 @@ def test_incompatible_and_indivisible_are_reported_together():
     ("infer.mode=tiles", "[whole, slide]"),
     ("infer.split=test", "[val, train, all]"),
     ("data.split=kfold", "[random, leave_one_material_out, leave_one_content_out]"),
+    ("data.background=label", "[ignore, class]"),
+    ("data.hierarchy=poc58", "[seg58, poc55]"),
 ])
 def test_fixed_value_sets_are_refused_at_composition_with_the_choices(override, valid):
     with pytest.raises(ConfigCompositionException) as err:

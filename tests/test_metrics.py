@@ -60,3 +60,56 @@ def test_leaderboard_pools_runs_that_differ_only_by_seed():
     assert [(g["overrides"], g["n"]) for g in groups] == [("lr=3", 1), ("lr=1", 2), ("lr=2", 1)]
     assert groups[1]["mean"] == pytest.approx(0.6) and groups[1]["std"] == pytest.approx(0.1414, abs=1e-4)
     assert seed_groups(rows[2:]) == []  # no configuration with two seeds: nothing to pool
+
+
+def _from_matrix(matrix: list[list[int]]) -> ConfusionMatrix:
+    """A ConfusionMatrix filled through update() with label pairs that make `matrix`."""
+    pairs = [(t, p) for t, row in enumerate(matrix) for p, n in enumerate(row) for _ in range(n)]
+    cm = ConfusionMatrix(num_classes=len(matrix))
+    cm.update(torch.tensor([p for _, p in pairs]), torch.tensor([t for t, _ in pairs]))
+    assert cm.matrix.tolist() == matrix
+    return cm
+
+
+def test_precision_recall_f1_by_hand():
+    out = _from_matrix([  # rows: truth, columns: prediction
+        [6, 2, 0, 0, 0],  # class 0: 8 true pixels, 6 found; 9 predicted
+        [1, 3, 0, 1, 0],  # class 1: 5 true, 3 found; 5 predicted
+        [0, 0, 0, 0, 0],  # class 2: absent, never predicted
+        [0, 0, 0, 0, 0],  # class 3: absent, predicted once (a false positive of class 1's)
+        [2, 0, 0, 0, 0],  # class 4: present (2 px), never predicted
+    ]).compute()
+    assert out["precision"][:2] == pytest.approx([6 / 9, 3 / 5]) and out["recall"][:2] == pytest.approx([6 / 8, 3 / 5])
+    assert out["f1"][0] == pytest.approx(2 * (6 / 9) * (6 / 8) / (6 / 9 + 6 / 8))  # harmonic mean = 12/17
+    assert out["f1"][:2] == pytest.approx([12 / 17, 3 / 5])
+    assert (out["precision"][4], out["recall"][4], out["f1"][4], out["iou"][4]) == (0.0, 0.0, 0.0, 0.0)
+    for kind in ("iou", "precision", "recall", "f1"):  # absent from the truth: undefined, as IoU
+        assert math.isnan(out[kind][2]) and math.isnan(out[kind][3]), kind
+    assert out["mprecision"] == pytest.approx((6 / 9 + 3 / 5 + 0) / 3)
+    assert out["mrecall"] == pytest.approx((6 / 8 + 3 / 5 + 0) / 3)
+    assert out["mf1"] == pytest.approx((12 / 17 + 3 / 5 + 0) / 3)
+    assert out["miou"] == pytest.approx((6 / 11 + 3 / 7 + 0) / 3)  # present classes only
+    assert out["miou_all"] == pytest.approx((6 / 11 + 3 / 7) / 5)  # absent ones count as IoU 0
+    assert math.isnan(ConfusionMatrix(3).compute()["miou_all"])  # nothing scored: no number
+
+
+def test_evaluator_logs_precision_recall_f1_only_when_detailed():
+    from seg58.evaluator import SegmentationEvaluator
+
+    truth = torch.tensor([[0, 0, 0, 3, 3, 255]])  # Clean x3, Dust x2
+    pred = torch.tensor([[0, 0, 3, 3, 1, 7]])
+    ev = SegmentationEvaluator()
+    ev.update(pred, truth)
+    brief, full = ev.metrics("val"), ev.metrics("eval/val", detailed=True)
+    assert not any("precision" in k or "recall" in k or "/f1" in k for k in brief)  # validation: no flood
+    assert brief["val/miou_all"] == pytest.approx((2 / 3 + 1 / 3) / 16)  # clean 2/(3+2-2), dust 1/(2+2-1)
+    assert full["eval/val/precision/clean"] == 1.0 and full["eval/val/recall/clean"] == pytest.approx(2 / 3)
+    assert full["eval/val/precision/dust"] == 0.5 and full["eval/val/f1/dust"] == 0.5
+    assert "eval/val/precision/material_loss" not in full  # predicted, but absent from the truth
+    assert full["eval/val/mf1"] == pytest.approx((0.8 + 0.5) / 2)
+    assert full["eval/val/binary/recall/damage"] == 1.0  # Dust taken for Material loss: still damage
+    assert full["eval/val/binary/precision/damage"] == pytest.approx(2 / 3)
+    assert full["eval/val/binary/miou_all"] == pytest.approx((2 / 3 + 2 / 3) / 2)  # clean 2/(3+2-2), damage 2/(2+3-2)
+    with_background = SegmentationEvaluator(background="class")  # 17 columns, still 16 scored classes
+    with_background.update(pred, truth)
+    assert with_background.metrics("val")["val/miou_all"] == pytest.approx(brief["val/miou_all"])

@@ -5,6 +5,7 @@ CI installs the browser and sets SEG58_REQUIRE_UI=1, so there this test runs or 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -53,15 +54,26 @@ def _wait_for_text(driver, text: str, timeout: float = 30) -> str:
     raise AssertionError(f"{text!r} not shown; page says: {body[:1500]}")
 
 
+def printed_links(output: str) -> dict[str, str]:
+    """The MLflow UI links a sweep or `seg58 report` prints, by name."""
+    return dict(re.findall(r"^\s+(training runs|compare|val/miou curves): (http\S+)$", output, re.M))
+
+
 def test_ui_lists_the_sweep_with_its_nested_runs(cli, mlflow_server, browser, tmp_path):
+    """The links printed at the end of a sweep open the training runs (children with their dataset
+    digest once expanded), the compare page and the val/miou curves of the sweep's runs."""
     from selenium.webdriver.common.by import By
 
     res = cli("-m", *SMOKE, "encoder.name=tu-test_resnet,tu-test_convnext", env={"MLFLOW_TRACKING_URI": mlflow_server})
     assert res.returncode == 0, res.stderr[-2000:]
     (parent,) = [r for r in mlflow_runs(mlflow_server, "smoke", include_sweeps=True)
                  if r.data.tags.get("seg58.sweep") == "true"]
+    links = printed_links(res.stdout + res.stderr)
+    assert links["training runs"] == f"{mlflow_server}/#/experiments/{parent.info.experiment_id}/runs"
+    children = mlflow_runs(mlflow_server, "smoke")
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
 
-    browser.get(f"{mlflow_server}/#/experiments/{parent.info.experiment_id}/runs")
+    browser.get(links["training runs"])
     body = _wait_for_text(browser, parent.info.run_name)
     assert "unet-tu-test_resnet" not in body  # children are folded under the sweep
     link = browser.find_element(By.PARTIAL_LINK_TEXT, "sweep ")
@@ -70,8 +82,21 @@ def test_ui_lists_the_sweep_with_its_nested_runs(cli, mlflow_server, browser, tm
     _wait_for_text(browser, "unet-tu-test_resnet")
     body = _wait_for_text(browser, "unet-tu-test_convnext")
     assert "3 matching runs" in body
+    assert f"({children[0].data.tags['dataset.digest']})" in body  # the Dataset column: name (digest)
     shot = Path(os.environ.get("SEG58_ARTIFACTS_DIR", tmp_path)) / "mlflow_ui_sweep.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(shot))
     print(f"screenshot: {shot}")
     assert shot.stat().st_size > 10_000
+
+    browser.get(links["compare"])
+    body = _wait_for_text(browser, f"Comparing {len(children)} Runs from 1 Experiment")
+    body = _wait_for_text(browser, "Parallel Coordinates Plot")
+    assert "unet-tu-test_resnet" in body and "unet-tu-test_convnext" in body and "encoder.name" in body
+    browser.get(links["val/miou curves"])
+    body = _wait_for_text(browser, "unet-tu-test_convnext")
+    assert "val/miou" in body and "unet-tu-test_resnet" in body
+
+    report = cli("report", parent.info.run_id, "--no-log", env={"MLFLOW_TRACKING_URI": mlflow_server})
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert printed_links(report.stdout) == links

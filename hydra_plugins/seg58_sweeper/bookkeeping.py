@@ -88,7 +88,8 @@ class SweepBook:
             return
         from seg58.mlflow_store import ensure_store, resolve_uri, start_sweep_run
 
-        self.tracking = {"enabled": True, "uri": resolve_uri(t.uri), "experiment": t.experiment_name}
+        self.tracking = {"enabled": True, "uri": resolve_uri(t.uri), "experiment": t.experiment_name,
+                         "register": t.register}
         ensure_store(self.tracking["uri"])
         self.parent = parent or start_sweep_run(t.uri, t.experiment_name, self.sweep_dir, arguments,
                                                 spec or " ".join(arguments))
@@ -183,7 +184,8 @@ class SweepBook:
         if self.parent is not None:
             from seg58.mlflow_store import finish_sweep_run
 
-            finish_sweep_run(self.tracking["uri"], self.parent, broken, str(self.sweep_dir))
+            finish_sweep_run(self.tracking["uri"], self.parent, broken, str(self.sweep_dir),
+                             register=self.tracking.get("register"))
         if broken:
             why = f"{self.extra['stopped']}\n" if self.extra.get("stopped") else ""
             raise UserFacingError(f"{why}{len(failed)} of {len(cells)} sweep jobs did not complete:\n"

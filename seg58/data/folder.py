@@ -16,12 +16,18 @@ from PIL import Image
 from seg58.classes import IGNORE_INDEX, NUM_CLASSES
 from seg58.errors import Seg58Error
 
-# ARTeFACT holds scans of ~37 MP and more; PIL's decompression-bomb guard stops at ~89 MP.
-# We read trusted local scans, so raise the ceiling deliberately rather than disable it.
-Image.MAX_IMAGE_PIXELS = 400_000_000
+# ARTeFACT's scans reach ~12k px wide and one is ~133 MP; its dataset card raises PIL's limit to
+# ~244 MP to open them. PIL warns above ~89 MP and refuses above ~179 MP (decompression-bomb guard).
+# We read trusted local scans, so raise the ceiling deliberately, above the card's figure, rather
+# than disable it. The one value for every reader here (folders, importer, evaluate/predict).
+MAX_IMAGE_PIXELS = 300_000_000
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 MASK_SUFFIX = ".png"
+# Single-channel label images: 8-bit (L, or P read as indices) and integer modes (I;16 is how PIL
+# reads a 16-bit PNG, I how older PIL and TIFF give it); values must be labels all the same.
+MASK_MODES = ("L", "P", "I", "I;16")
 VALID_LABELS = frozenset(range(NUM_CLASSES)) | {IGNORE_INDEX}
 
 
@@ -91,6 +97,23 @@ def fitted_size(size: tuple[int, int], max_side: int | None) -> tuple[int, int]:
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
+def mask_labels(mask: Image.Image, what: str) -> Image.Image:
+    """`mask` as an 8-bit label image (L or P), once its mode and every value are checked: a mode in
+    MASK_MODES and values in 0..15 or 255; else one DataError naming `what` (the file)."""
+    if mask.mode not in MASK_MODES:
+        raise DataError([f"{what} has mode {mask.mode}; expected single-channel labels "
+                         f"({', '.join(MASK_MODES)})"])
+    if mask.mode in ("L", "P"):  # a histogram: no copy of a ~133 MP mask
+        array, values = None, [v for v, n in enumerate(mask.histogram()) if n]
+    else:
+        array = np.asarray(mask)
+        values = np.unique(array).tolist()
+    bad = sorted(set(values) - VALID_LABELS)
+    if bad:
+        raise DataError([f"labels out of range in {what}: {bad[:10]} (valid: 0..{NUM_CLASSES - 1} and {IGNORE_INDEX})"])
+    return mask if array is None else Image.fromarray(array.astype(np.uint8))
+
+
 def load_pair(sample: Sample, max_side: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Decode one image (HxWx3 uint8 RGB) and mask (HxW uint8), validating both.
 
@@ -102,7 +125,7 @@ def load_pair(sample: Sample, max_side: int | None = None) -> tuple[np.ndarray, 
         with Image.open(sample.image) as im:
             orig_size, target = im.size, fitted_size(im.size, max_side)
             if target != im.size:
-                im.draft("RGB", target)  # JPEG: decode at reduced scale, far cheaper for 37 MP
+                im.draft("RGB", target)  # JPEG: decode at reduced scale, far cheaper for 100+ MP scans
             rgb = im.convert("RGB")
             if rgb.size != target:
                 rgb = rgb.resize(target, Image.Resampling.BOX)
@@ -112,13 +135,10 @@ def load_pair(sample: Sample, max_side: int | None = None) -> tuple[np.ndarray, 
         orig_size, image = None, None
     try:
         with Image.open(sample.mask) as mk:
-            if mk.mode not in ("L", "P"):
-                raise DataError(
-                    [f"mask {sample.mask} has mode {mk.mode}; expected single-channel 8-bit (L or P)"]
-                )
             mask_size = mk.size
+            labels = mask_labels(mk, f"mask {sample.mask}")  # every full-resolution pixel checked
             target = fitted_size(mk.size, max_side)
-            mask = np.asarray(mk if target == mk.size else mk.resize(target, Image.Resampling.NEAREST))
+            mask = np.asarray(labels if target == mk.size else labels.resize(target, Image.Resampling.NEAREST))
     except DataError as e:
         problems += e.problems
         mask_size, mask = None, None
@@ -130,13 +150,6 @@ def load_pair(sample: Sample, max_side: int | None = None) -> tuple[np.ndarray, 
             f"size mismatch: image {sample.image} is {orig_size[0]}x{orig_size[1]}, "
             f"mask {sample.mask} is {mask_size[0]}x{mask_size[1]}"
         )
-    if mask is not None:
-        bad = sorted(set(np.unique(mask).tolist()) - VALID_LABELS)
-        if bad:
-            problems.append(
-                f"labels out of range in {sample.mask}: {bad[:10]} "
-                f"(valid: 0..{NUM_CLASSES - 1} and {IGNORE_INDEX})"
-            )
     if problems:
         raise DataError(problems)
     return np.ascontiguousarray(image), np.ascontiguousarray(mask.astype(np.uint8))
