@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from seg58.data.folder import DataError, load_pair, scan_folder
+from seg58.base.errors import DataError
+from seg58.data.folder import load_pair, scan_folder
 from seg58.data.splits import make_split
 from seg58.data.synthetic import ensure_synthetic
 

@@ -12,12 +12,12 @@ import torch
 from conftest import mlflow_runs
 from test_configs import make
 
-from seg58 import factory
-from seg58.checks import config_problems
-from seg58.evaluator import SegmentationEvaluator
-from seg58.hierarchy import HierarchicalLoss, fine_labels
-from seg58.infer import Predictor, to_tensor
-from seg58.losses import BackgroundAsClass
+from seg58.build import factory
+from seg58.build.config_checks import config_problems
+from seg58.engine.evaluator import SegmentationEvaluator
+from seg58.engine.inference import Predictor, to_tensor
+from seg58.modeling.hierarchy import HierarchicalLoss, fine_labels
+from seg58.modeling.losses import BackgroundAsClass
 
 
 def test_the_loss_trains_background_as_class_16():

@@ -1,4 +1,5 @@
-"""The core stays plain PyTorch: importing it pulls in none of the edge frameworks."""
+"""The core stays plain PyTorch: importing it pulls in none of the edge frameworks (the runtime
+side of the import contracts in pyproject.toml, which lint-imports checks statically)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,22 @@ import pkgutil
 import subprocess
 import sys
 
+import seg58.base
 import seg58.data
+import seg58.engine
+import seg58.modeling
 
-CORE = [f"seg58.{m}" for m in ("models", "hub", "losses", "metrics", "trainer", "checkpoints", "hierarchy",
-                                "infer", "evaluator", "callbacks", "choices", "errors", "runtime", "visuals")]
-CORE += [f"seg58.data.{m.name}" for m in pkgutil.iter_modules(seg58.data.__path__)]
-EDGE = ("hydra", "omegaconf", "mlflow", "submitit")
+CORE_PACKAGES = (seg58.base, seg58.data, seg58.modeling, seg58.engine)
+CORE = [f"{p.__name__}.{m.name}" for p in CORE_PACKAGES for m in pkgutil.iter_modules(p.__path__)]
+EDGE = ("hydra", "omegaconf", "mlflow", "submitit", "optuna")
 
 
-def edge_frameworks_imported_by(modules: list[str]) -> list[str]:
-    """Import `modules` in a fresh interpreter; which edge frameworks came along."""
+def frameworks_imported_by(modules: list[str], frameworks: tuple[str, ...] = EDGE) -> list[str]:
+    """Import `modules` in a fresh interpreter; which of `frameworks` came along."""
     code = (
         "import importlib, json, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
-        f"print(json.dumps(sorted({{k.split('.')[0] for k in sys.modules}} & set({EDGE!r}))))\n"
+        f"print(json.dumps(sorted({{k.split('.')[0] for k in sys.modules}} & set({frameworks!r}))))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={"NO_ALBUMENTATIONS_UPDATE": "1", "PATH": "/usr/bin:/bin"})
@@ -29,10 +32,19 @@ def edge_frameworks_imported_by(modules: list[str]) -> list[str]:
 
 
 def test_core_modules_import_no_edge_framework():
-    assert "seg58.data.loaders" in CORE and "seg58.trainer" in CORE
-    assert edge_frameworks_imported_by(CORE) == []
+    assert {"seg58.data.loaders", "seg58.engine.trainer", "seg58.modeling.models", "seg58.base.errors"} <= set(CORE)
+    assert frameworks_imported_by(CORE) == []
 
 
 def test_the_probe_sees_an_edge_module():
     """The edge side (config -> objects) does import Hydra: the probe can fail."""
-    assert edge_frameworks_imported_by(["seg58.factory"]) == ["hydra", "omegaconf"]
+    assert frameworks_imported_by(["seg58.build.factory"]) == ["hydra", "omegaconf"]
+
+
+def test_hydra_imports_the_plugin_without_heavy_frameworks():
+    """Hydra imports every module of hydra_plugins on every start of every app: seg58's must not
+    drag torch, MLflow or Optuna along (the issue's `python -c "import hydra_plugins.seg58_sweeper"`,
+    with the plugin's modules imported as Hydra's scan does)."""
+    modules = ["hydra_plugins.seg58_sweeper"] + [
+        f"hydra_plugins.seg58_sweeper.{m}" for m in ("config", "sweeper", "launchers")]
+    assert frameworks_imported_by(modules, ("torch", "mlflow", "optuna", "segmentation_models_pytorch")) == []

@@ -12,13 +12,12 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from seg58.checks import config_problems
-from seg58.cli import config_dir
-from seg58.config import register
-from seg58.models import build_model
+import seg58.build.schema  # noqa: F401 (registers the structured schema)
+from seg58.build.config_checks import config_problems
+from seg58.build.schema import config_dir
+from seg58.modeling.models import build_model
 
 CONF = Path(config_dir())
-register()
 
 
 def options(group: str) -> list[str]:
@@ -95,8 +94,8 @@ def test_data_options_compose(data, tmp_path):
 
 LAUNCHERS = {
     "local": "BasicLauncher",
-    "local_parallel": "seg58_sweeper.slurm_launcher.Seg58LocalLauncher",
-    "slurm": "seg58_sweeper.slurm_launcher.Seg58SlurmLauncher",
+    "local_parallel": "seg58_sweeper.launchers.Seg58LocalLauncher",
+    "slurm": "seg58_sweeper.launchers.Seg58SlurmLauncher",
 }
 
 
@@ -207,7 +206,7 @@ def _restated(raw: dict, schema: type, prefix: str) -> list[str]:
 
 @pytest.mark.parametrize("group", sorted(SCHEMAS))
 def test_group_files_do_not_restate_schema_defaults(group):
-    import seg58.config as schema
+    import seg58.build.schema as schema
 
     restated = {}
     for path in sorted((CONF / group).glob("*.yaml")):
@@ -220,7 +219,7 @@ def test_group_files_do_not_restate_schema_defaults(group):
 
 
 def test_the_restatement_check_finds_a_restated_default():
-    import seg58.config as schema
+    import seg58.build.schema as schema
 
     assert _restated({"epochs": 15, "batch_size": 4}, schema.TrainerConf, "trainer.") == ["trainer.epochs=15"]
     assert _restated({"synthetic": {"size": 160}}, schema.DataConf, "data.") == ["data.synthetic.size=160"]

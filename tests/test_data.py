@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seg58.classes import IGNORE_INDEX
+from seg58.base.classes import IGNORE_INDEX
+from seg58.base.errors import DataError
 from seg58.data.build import build_splits
 from seg58.data.dataset import preload
-from seg58.data.folder import DataError, load_pair, scan_folder
+from seg58.data.folder import load_pair, scan_folder
 from seg58.data.splits import random_split
 from seg58.data.synthetic import ensure_synthetic, generate
 

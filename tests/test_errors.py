@@ -9,8 +9,8 @@ import pytest
 from conftest import free_port
 
 from seg58 import cli
-from seg58.data.folder import DataError
-from seg58.mlflow_store import ensure_store
+from seg58.base.errors import DataError
+from seg58.tracking.store import ensure_store
 
 SMOKE = ["experiment=smoke"]
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 from conftest import mlflow_runs
 
-from seg58.export import ExportError, export_onnx
+from seg58.base.errors import ExportError
+from seg58.engine.onnx_export import export_onnx
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from hydra_plugins.seg58_sweeper.gpus import GpuSlots, visible_gpus
-from seg58.errors import ConfigError
+from seg58.base.errors import ConfigError
+from seg58.sweep.gpus import GpuSlots, visible_gpus
 
 
 @pytest.mark.parametrize(("setting", "environ", "count", "expected"), [
@@ -59,8 +59,8 @@ def test_without_gpus_the_cpus_are_shared_instead():
 def test_jobs_side_by_side_split_threads_and_loader_workers(monkeypatch):
     import torch
 
-    from seg58.env import CONCURRENT_JOBS_ENV
-    from seg58.runtime import available_cpus, resolve_threads, resolve_workers
+    from seg58.base.names import CONCURRENT_JOBS_ENV
+    from seg58.engine.runtime import available_cpus, resolve_threads, resolve_workers
 
     gpu = torch.device("cuda", 0)  # only its type matters: the loader sizing of a GPU job
     monkeypatch.setenv(CONCURRENT_JOBS_ENV, "1")

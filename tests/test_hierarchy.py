@@ -8,12 +8,12 @@ import torch
 from conftest import mlflow_runs
 from test_configs import make
 
-from seg58 import factory
-from seg58.checks import config_problems
-from seg58.classes import CLASS_NAMES
-from seg58.evaluator import SegmentationEvaluator
-from seg58.hierarchy import HierarchicalLoss, targets
-from seg58.models import build_model
+from seg58.base.classes import CLASS_NAMES
+from seg58.build import factory
+from seg58.build.config_checks import config_problems
+from seg58.engine.evaluator import SegmentationEvaluator
+from seg58.modeling.hierarchy import HierarchicalLoss, targets
+from seg58.modeling.models import build_model
 
 SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
 # The documented groups (README, seg58/hierarchy.py), written out by name; None = not scored (255).

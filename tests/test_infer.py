@@ -10,7 +10,7 @@ import torch
 from conftest import mlflow_runs
 from PIL import Image
 
-from seg58.infer import Predictor, to_tensor
+from seg58.engine.inference import Predictor, to_tensor
 
 SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
 

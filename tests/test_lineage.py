@@ -16,14 +16,15 @@ from conftest import mlflow_runs
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from seg58.classes import CLASS_NAMES, IGNORE_INDEX
+from seg58.base.classes import CLASS_NAMES, IGNORE_INDEX
 from seg58.data.folder import scan_folder
 from seg58.data.lineage import content_digest, data_changed_warning, dataset_lineage
 from seg58.data.splits import SplitSpec
 from seg58.data.synthetic import ensure_synthetic
-from seg58.mlflow_store import ensure_store
-from seg58.report import DEFAULT_UI, ui_base, ui_links
-from seg58.tracking import MlflowCallback, data_change_warning, log_dataset
+from seg58.tracking.lineage import data_change_warning, log_dataset
+from seg58.tracking.run_logger import MlflowCallback
+from seg58.tracking.store import ensure_store
+from seg58.tracking.ui_links import DEFAULT_UI, ui_base, ui_links
 
 
 @pytest.fixture

@@ -14,9 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from seg58.base.errors import DataError
 from seg58.data.artefact_import import import_artefact
-from seg58.data.check import check_dataset
-from seg58.data.folder import MAX_IMAGE_PIXELS, DataError, load_pair, mask_labels, scan_folder
+from seg58.data.dataset_check import check_dataset
+from seg58.data.folder import MAX_IMAGE_PIXELS, load_pair, mask_labels, scan_folder
 from seg58.data.splits import SplitSpec
 
 LABELS = np.array([[0, 1, 7, 15], [255, 3, 3, 12], [9, 0, 255, 14]])

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from seg58.metrics import ConfusionMatrix
+from seg58.modeling.metrics import ConfusionMatrix
 
 
 def test_iou_per_class_and_mean_exclude_absent_classes():
@@ -33,7 +33,7 @@ def test_accumulates_over_updates():
 
 
 def test_evaluator_scores_levels_from_the_fine_prediction_and_heads_separately():
-    from seg58.evaluator import SegmentationEvaluator
+    from seg58.engine.evaluator import SegmentationEvaluator
 
     # truth: Peel (structural), Dust (surface), Writing (additions), ignore
     truth = torch.tensor([[2, 3, 8, 255]])
@@ -51,7 +51,7 @@ def test_evaluator_scores_levels_from_the_fine_prediction_and_heads_separately()
 
 
 def test_leaderboard_pools_runs_that_differ_only_by_seed():
-    from seg58.report import seed_groups
+    from seg58.tracking.leaderboard import seed_groups
 
     rows = [{"overrides": o, "status": s, "best_val_miou": v} for o, s, v in [
         ("lr=1 seed=1", "FINISHED", 0.5), ("lr=1 seed=2", "FINISHED", 0.7), ("lr=2 seed=1", "FINISHED", 0.4),
@@ -94,7 +94,7 @@ def test_precision_recall_f1_by_hand():
 
 
 def test_evaluator_logs_precision_recall_f1_only_when_detailed():
-    from seg58.evaluator import SegmentationEvaluator
+    from seg58.engine.evaluator import SegmentationEvaluator
 
     truth = torch.tensor([[0, 0, 0, 3, 3, 255]])  # Clean x3, Dust x2
     pred = torch.tensor([[0, 0, 3, 3, 1, 7]])

@@ -54,7 +54,7 @@ WRITER = textwrap.dedent("""
     import sys, time
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
-    from seg58.mlflow_store import ensure_store, experiment_id, resolve_uri
+    from seg58.tracking.store import ensure_store, experiment_id, resolve_uri
     uri, tag, steps = resolve_uri(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     ensure_store(uri)
     client = MlflowClient(uri)

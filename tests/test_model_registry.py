@@ -22,11 +22,10 @@ from conftest import free_port, mlflow_runs, stop_mlflow_server
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from seg58.checkpoints import CheckpointError
-from seg58.errors import Seg58Error
-from seg58.mlflow_model import register_best, tracking_uri
-from seg58.report import leaderboard
-from seg58.report import main as report_main
+from seg58.base.errors import CheckpointError, Seg58Error
+from seg58.commands.report import main as report_main
+from seg58.tracking.leaderboard import leaderboard
+from seg58.tracking.model import register_best, tracking_uri
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = "seg58-test"
@@ -38,7 +37,7 @@ def composed(*overrides: str):
     """The config `seg58 evaluate/predict <overrides>` would run with (in this process: no CLI start-up)."""
     from hydra import compose, initialize_config_dir
 
-    from seg58.cli import config_dir
+    from seg58.build.schema import config_dir
 
     with initialize_config_dir(config_dir(), version_base="1.3"):
         return compose("config", overrides=list(overrides))
@@ -117,7 +116,7 @@ def fresh(sweep, tmp_path_factory) -> dict:
 
 @pytest.mark.slow
 def test_model_loads_in_a_fresh_process_and_predicts_like_seg58_predict(in_sweep, fresh, tmp_path):
-    from seg58.evaluate import run_predict
+    from seg58.commands.evaluate import run_predict
 
     sweep = in_sweep
     assert "/code/seg58/" in fresh["seg58"] and not fresh["seg58"].startswith(str(REPO))  # carried code
@@ -180,7 +179,7 @@ def test_sweep_and_report_register_the_best_run_as_champion(sweep, capsys):
 
 @pytest.mark.slow
 def test_evaluate_by_model_uri_equals_evaluate_by_run_id(in_sweep):
-    from seg58.evaluate import run_evaluate, with_run
+    from seg58.commands.evaluate import run_evaluate, with_run
 
     results = []
     for source in (f"infer.model_uri=models:/{NAME}@champion", f"infer.run_id={in_sweep['best']}"):

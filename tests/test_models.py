@@ -7,7 +7,8 @@ import logging
 import pytest
 import torch
 
-from seg58.models import WeightsError, build_model
+from seg58.base.errors import WeightsError
+from seg58.modeling.models import build_model
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def test_a_partial_weights_file_is_refused_listing_the_missing_tensors(tmp_path,
 def test_partial_weights_with_the_opt_in_warn_and_load_the_rest(tmp_path, encoder_state, caplog):
     path = tmp_path / "partial.pth"
     torch.save({k: v for k, v in encoder_state.items() if not k.startswith("layer4.")}, path)
-    with caplog.at_level(logging.WARNING, logger="seg58.models"):
+    with caplog.at_level(logging.WARNING, logger="seg58.modeling.models"):
         model = build_model("Unet", "tu-test_resnet", 16, weights=str(path), allow_partial_weights=True)
     assert "unset" in caplog.text
     assert torch.equal(model.encoder.model.state_dict()["conv1.0.weight"], encoder_state["conv1.0.weight"])

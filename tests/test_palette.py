@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from seg58.infer import write_prediction
-from seg58.visuals import colorize
+from seg58.engine.inference import write_prediction
+from seg58.engine.visuals import colorize
 
 # The dataset card's colours, written out here independently of seg58/classes.py.
 CARD = {

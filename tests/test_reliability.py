@@ -19,12 +19,11 @@ from conftest import free_port, mlflow_runs, start_mlflow_server
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from seg58.callbacks import Callback
-from seg58.checkpoints import CheckpointError
+from seg58.base.errors import CheckpointError, NonFiniteLossError
 from seg58.data.build import build_splits
 from seg58.data.loaders import make_loaders
-from seg58.models import build_model
-from seg58.trainer import NonFiniteLossError, Trainer
+from seg58.engine.trainer import Callback, Trainer
+from seg58.modeling.models import build_model
 
 SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
 
@@ -215,7 +214,7 @@ def test_kill_9_then_the_same_command_resumes_into_the_same_run(cli, tmp_path, c
     assert sorted(steps) == list(range(25))  # nothing lost, nothing twice
     assert (first_dir / "COMPLETED").exists()
     # the same command once more starts afresh instead of "resuming" the finished run
-    from seg58.cli import unfinished_run
+    from seg58.commands.train import unfinished_run
 
     assert unfinished_run(first_dir.parent / "99-99-99", args) is None
 
@@ -223,7 +222,7 @@ def test_kill_9_then_the_same_command_resumes_into_the_same_run(cli, tmp_path, c
 @pytest.mark.slow  # a real server, stopped and restarted
 def test_tracking_server_outage_mid_run_loses_nothing(loaders, tmp_path, monkeypatch):
     """A real `mlflow server` goes down after epoch 0 and comes back after epoch 2."""
-    from seg58.tracking import MlflowCallback
+    from seg58.tracking.run_logger import MlflowCallback
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")

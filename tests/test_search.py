@@ -16,8 +16,8 @@ import pytest
 from conftest import PRUNING_SEARCH, mlflow_runs
 from mlflow.tracking import MlflowClient
 
-from hydra_plugins.seg58_sweeper.search_space import parse_space, trial_overrides
-from seg58.errors import ConfigError
+from seg58.base.errors import ConfigError
+from seg58.sweep.space import parse_space, trial_overrides
 
 SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
 # Completed and pruned trials (conftest.PRUNING_SEARCH), and a NaN Dice weight with
@@ -32,7 +32,7 @@ def sweep_dir(tmp_path: Path) -> Path:
 
 
 def study_of(folder: Path):
-    from seg58.search import StudySpec
+    from seg58.sweep.study import StudySpec
 
     state = json.loads((folder / "search.json").read_text())
     return StudySpec(**state["study"]).load()
@@ -65,7 +65,8 @@ def test_search_records_completed_pruned_and_failed_trials(cli, tmp_path):
     assert set(by_params) == {("1", "0.5"), ("3", "0.5"), ("1", "nan"), ("3", "nan")}
     assert by_params[("1", "0.5")]["status"] == "COMPLETED" and by_params[("1", "0.5")]["epochs_trained"] == 1
     pruned = by_params[("3", "0.5")]
-    assert pruned["status"] == "PRUNED" and pruned["epochs_trained"] == 2 and pruned["stopped"] == "pruned at epoch 2"
+    assert pruned["status"] == "PRUNED" and pruned["epochs_trained"] == 2
+    assert pruned["stop"] == {"kind": "pruned", "epoch": 2, "detail": ""}
     for key in (("1", "nan"), ("3", "nan")):
         assert by_params[key]["status"] == "FAILED" and "non-finite loss" in by_params[key]["error"]
     # the study agrees
@@ -76,7 +77,8 @@ def test_search_records_completed_pruned_and_failed_trials(cli, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     runs = {r.data.tags["search.trial"]: r for r in mlflow_runs(uri, "search")}
     p = runs[str(pruned["num"])]
-    assert p.info.status == "KILLED" and p.data.tags["pruned"] == "true" and p.data.tags["pruned.epoch"] == "2"
+    assert p.info.status == "KILLED" and p.data.tags["stop.kind"] == "pruned" and p.data.tags["stop.epoch"] == "2"
+    assert p.data.tags["stop_reason"] == "pruned at epoch 2"
     assert len(MlflowClient(uri).get_metric_history(p.info.run_id, "val/miou")) == 2
     assert (Path(pruned["output_dir"]) / "checkpoints" / "last.pt").is_file()
     assert runs[str(by_params[("1", "0.5")]["num"])].info.status == "FINISHED"

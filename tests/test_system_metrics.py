@@ -11,13 +11,12 @@ import torch
 from conftest import mlflow_runs
 from mlflow.tracking import MlflowClient
 
-from seg58.callbacks import Callback
 from seg58.data.build import build_splits
 from seg58.data.loaders import make_loaders
-from seg58.models import build_model
-from seg58.system_metrics import JobGPUMonitor, JobSystemMetricsMonitor, visible_gpu_indices
-from seg58.tracking import MlflowCallback
-from seg58.trainer import Trainer
+from seg58.engine.trainer import Callback, Trainer
+from seg58.modeling.models import build_model
+from seg58.tracking.run_logger import MlflowCallback
+from seg58.tracking.system_metrics import JobGPUMonitor, JobSystemMetricsMonitor, visible_gpu_indices
 
 SYSTEM = ("system/cpu_utilization_percentage", "system/system_memory_usage_megabytes")
 
@@ -33,7 +32,7 @@ def loaders(tmp_path_factory):
 def store(tmp_path_factory):
     """One SQLite store for the module (creating one runs MLflow's migrations: seconds); each test
     has its own experiment."""
-    from seg58.mlflow_store import ensure_store
+    from seg58.tracking.store import ensure_store
 
     uri = f"sqlite:///{tmp_path_factory.mktemp('sysmetrics-store') / 'mlflow.db'}"
     ensure_store(uri)

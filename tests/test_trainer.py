@@ -9,11 +9,11 @@ import pytest
 import segmentation_models_pytorch as smp
 import torch
 
-from seg58.callbacks import Callback
+from seg58.base.stop import StopKind, StopReason
 from seg58.data.build import build_splits
 from seg58.data.loaders import make_loaders
-from seg58.models import build_model
-from seg58.trainer import Trainer
+from seg58.engine.trainer import Callback, Trainer
+from seg58.modeling.models import build_model
 
 
 class Recorder(Callback):
@@ -94,7 +94,7 @@ def test_checkpoints_hold_full_training_state(loaders, tmp_path):
 
 @pytest.mark.parametrize("cpu_amp", ["bf16", "off", "auto"])
 def test_cpu_autocast_is_bf16_where_asked_or_native(loaders, tmp_path, cpu_amp):
-    from seg58.runtime import cpu_has_native_bf16
+    from seg58.engine.runtime import cpu_has_native_bf16
 
     trainer = make_trainer(tmp_path, epochs=1, cpu_amp=cpu_amp)
     seen = []
@@ -121,7 +121,7 @@ def test_interrupted_run_resumes_into_the_same_mlflow_run(loaders, tmp_path):
     from conftest import mlflow_runs
     from mlflow.tracking import MlflowClient
 
-    from seg58.tracking import MlflowCallback
+    from seg58.tracking.run_logger import MlflowCallback
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
 
@@ -163,20 +163,20 @@ def test_channels_last_trains_the_same_way(loaders, tmp_path):
 
 
 def test_patience_stops_a_run_that_no_longer_improves(loaders, tmp_path):
-    from seg58.callbacks import EarlyStopping
+    from seg58.engine.hooks import EarlyStopping
 
     rec = Recorder()
     # min_delta=1: no epoch can beat the first by more than a whole mIoU, so epoch 2 stops it
     trainer = make_trainer(tmp_path, epochs=6, callbacks=[EarlyStopping(patience=1, min_delta=1.0), rec])
     summary = trainer.fit(*loaders)
     assert summary["epochs_trained"] == 2 and len(trainer.history) == 2
-    assert summary["stopped"].startswith("early stop")
+    assert summary["stop"].kind is StopKind.early_stop and summary["stop"].epoch == 2
     assert [e[1] for e in rec.events if e[0] == "epoch"] == [0, 1]  # the last epoch is still reported
     assert torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)["epoch"] == 1
 
 
 def test_patience_counts_epochs_without_a_real_gain_and_survives_a_resume(tmp_path):
-    from seg58.callbacks import EarlyStopping
+    from seg58.engine.hooks import EarlyStopping
 
     trainer = make_trainer(tmp_path, epochs=10)
     stopper = EarlyStopping(patience=2, min_delta=0.01)
@@ -185,7 +185,8 @@ def test_patience_counts_epochs_without_a_real_gain_and_survives_a_resume(tmp_pa
         stopper.on_epoch_end(trainer, epoch, {"val/miou": miou})
         assert trainer.stop_reason is None, epoch
     stopper.on_epoch_end(trainer, 5, {"val/miou": 0.25})
-    assert trainer.stop_reason.startswith("early stop")
+    assert trainer.stop_reason == StopReason(StopKind.early_stop, 6, "val/miou gained no more than 0.01 in 2 epoch(s)")
+    assert str(trainer.stop_reason).startswith("early stop at epoch 6")
     # a resumed run rebuilds the count from its history: one more flat epoch stops it
     resumed = make_trainer(tmp_path, epochs=10)
     resumed.history = [{"val/miou": v} for v in (0.10, 0.20, 0.205, 0.25, 0.255)]

@@ -12,8 +12,8 @@ import pytest
 import torch
 from conftest import mlflow_runs
 
-from seg58.choices import Tta
-from seg58.infer import TTA_SYMMETRIES, Predictor, to_tensor
+from seg58.base.choices import Tta
+from seg58.engine.inference import TTA_SYMMETRIES, Predictor, to_tensor
 
 SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
 CPU = torch.device("cpu")
@@ -100,11 +100,10 @@ def test_tta_is_a_config_choice_wired_into_the_predictor(tmp_path):
     from hydra import compose, initialize_config_dir
     from hydra.errors import ConfigCompositionException
 
-    from seg58 import factory
-    from seg58.cli import config_dir
-    from seg58.config import register
+    import seg58.build.schema  # noqa: F401 (registers the structured schema)
+    from seg58.build import factory
+    from seg58.build.schema import config_dir
 
-    register()
     with initialize_config_dir(config_dir(), version_base="1.3"):
         cfg = compose("config", overrides=["experiment=smoke", "infer.tta=d4", "infer.mode=slide"])
         with pytest.raises(ConfigCompositionException) as err:

@@ -19,16 +19,16 @@ from hydra import compose, initialize_config_dir
 from safetensors.torch import save
 from segmentation_models_pytorch.encoders import get_encoder
 
-from seg58 import factory
-from seg58.checks import config_problems, weights_problems
-from seg58.cli import config_dir
-from seg58.config import register
-from seg58.fetch_weights import expand, fetch_command
-from seg58.fetch_weights import main as fetch_main
-from seg58.hub import hf_cache_dir, hub_cache, weight_source
-from seg58.models import WeightsError
+import seg58.build.schema  # noqa: F401 (registers the structured schema)
+from seg58.base.errors import WeightsError
+from seg58.build import factory
+from seg58.build.config_checks import config_problems, weights_problems
+from seg58.build.schema import config_dir
+from seg58.build.weights import fetch_command
+from seg58.commands.fetch_weights import expand
+from seg58.commands.fetch_weights import main as fetch_main
+from seg58.modeling.hub_weights import hf_cache_dir, hub_cache, weight_source
 
-register()
 TINY_REPO = "timm/test_resnet.r160_in1k"  # timm's default pretrained cfg of test_resnet (encoder=tiny)
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

@@ -13,17 +13,16 @@ renamed when complete.
 
 from __future__ import annotations
 
-import argparse
 import io
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from seg58.data.folder import MAX_IMAGE_PIXELS, DataError, fitted_size, mask_labels
+from seg58.base.errors import DataError
+from seg58.data.folder import MAX_IMAGE_PIXELS, fitted_size, mask_labels
 from seg58.data.writer import atomic_dataset, write_metadata
 
 HF_REPO = "danielaivanova/damaged-media"
@@ -131,22 +130,3 @@ def download(target: Path) -> Path:
         raise DataError([f"cannot download {HF_REPO} from the Hugging Face hub ({type(e).__name__}: "
                          f"{str(e).splitlines()[0][:200]}); download the parquet shards where there is "
                          f"network and pass --source <folder>"]) from None
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="seg58 import-artefact", description=__doc__.splitlines()[0])
-    parser.add_argument("--source", help="folder of parquet shards (a local HF download) or one .parquet "
-                                         "file; omit to download from the hub")
-    parser.add_argument("--out", default="data/artefact", help="output folder (default: data/artefact)")
-    parser.add_argument("--max-side", type=int, default=None, help="resize so the longer side is at most this")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N rows (quick tries)")
-    args = parser.parse_args(argv)
-    source = Path(args.source) if args.source else download(Path(args.out).parent / "artefact-hf")
-    n = import_artefact(source, args.out, args.max_side, args.limit)
-    print(f"wrote {n} image/mask pairs to {args.out}; check them with: "
-          f"python -m seg58 check-data data=artefact data.root={args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

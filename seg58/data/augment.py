@@ -9,15 +9,14 @@ then rename), validated, and reused when it already exists.
 
 from __future__ import annotations
 
-import argparse
 import random
 import shutil
-import sys
 from pathlib import Path
 
 from PIL import Image
 
-from seg58.data.folder import DataError, scan_folder
+from seg58.base.errors import DataError
+from seg58.data.folder import scan_folder
 from seg58.data.writer import atomic_dataset, write_metadata
 
 T = Image.Transpose
@@ -50,19 +49,3 @@ def augment_folder(source: str | Path, out: str | Path, copies: int = 2, seed: i
         if len(written) != len(samples) * (1 + copies):
             raise DataError([f"wrote {len(written)} pairs, expected {len(samples) * (1 + copies)}"], tmp)
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="seg58 augment-artefact", description=__doc__.splitlines()[0])
-    parser.add_argument("--source", default="data/artefact")
-    parser.add_argument("--out", default="data/artefact_augmented")
-    parser.add_argument("--copies", type=int, default=2, help="variants per image (2 = the seed's 3x set)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    out = augment_folder(args.source, args.out, args.copies, args.seed)
-    print(f"{out}: {len(scan_folder(out))} image/mask pairs; train on it with data=artefact_augmented")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
-from PIL import Image
-
-from seg58.data.folder import DataError, Sample, fitted_size, load_pair
+from seg58.base.errors import DataError
+from seg58.data.folder import Sample, fitted_size, load_pair
 
 
 class PackedPairs:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from seg58.classes import IGNORE_INDEX, NUM_CLASSES
-from seg58.errors import Seg58Error
+from seg58.base.classes import IGNORE_INDEX, NUM_CLASSES
+from seg58.base.errors import DataError
 
 # ARTeFACT's scans reach ~12k px wide and one is ~133 MP; its dataset card raises PIL's limit to
 # ~244 MP to open them. PIL warns above ~89 MP and refuses above ~179 MP (decompression-bomb guard).
@@ -31,13 +31,6 @@ MASK_MODES = ("L", "P", "I", "I;16")
 VALID_LABELS = frozenset(range(NUM_CLASSES)) | {IGNORE_INDEX}
 
 
-class DataError(Seg58Error, ValueError):
-    """Bad input data; the message lists every offending file."""
-
-    def __init__(self, problems: list[str], root: Path | str | None = None):
-        self.problems = problems
-        head = f"{len(problems)} problem(s) in dataset {root}:" if root else "Data problems:"
-        super().__init__("\n  - ".join([head, *problems]))
 
 
 @dataclass(frozen=True)

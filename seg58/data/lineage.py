@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from seg58.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
+from seg58.base.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 from seg58.data.folder import Sample
 from seg58.data.splits import SplitSpec
 

@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from seg58.base.errors import ConfigError
 from seg58.data.build import DataSplits
-from seg58.errors import ConfigError
 
 
 def _seed_worker(worker_id: int) -> None:

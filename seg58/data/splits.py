@@ -6,8 +6,9 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 
-from seg58.choices import SplitKind
-from seg58.data.folder import DataError, Sample
+from seg58.base.choices import SplitKind
+from seg58.base.errors import DataError
+from seg58.data.folder import Sample
 
 
 def random_split(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:

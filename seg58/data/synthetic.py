@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from seg58.classes import IGNORE_INDEX, NUM_CLASSES
+from seg58.base.classes import IGNORE_INDEX, NUM_CLASSES
 from seg58.data.writer import atomic_dataset, write_metadata
 
 GENERATOR_VERSION = 1  # bump when the drawing code changes: it is part of the cache key

@@ -6,11 +6,11 @@ import os
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network call on import
 
-import albumentations as A  # noqa: E402
-import cv2  # noqa: E402
-from albumentations.pytorch import ToTensorV2  # noqa: E402
+import albumentations as A
+import cv2
+from albumentations.pytorch import ToTensorV2
 
-from seg58.classes import IGNORE_INDEX  # noqa: E402
+from seg58.base.classes import IGNORE_INDEX
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -1,0 +1,86 @@
+"""Semantic config checks that a schema cannot express; run before any data is touched (by a
+single run, and by a sweep for every cell before its first job)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from seg58.base.classes import CLASS_NAMES, NUM_CLASSES
+from seg58.base.errors import ConfigError
+from seg58.build.weights import weights_problems
+from seg58.data.splits import GROUP_SPLITS
+from seg58.modeling.models import compatibility_problems
+
+
+def _positive(cfg: DictConfig, *keys: str) -> list[str]:
+    values = {key: OmegaConf.select(cfg, key) for key in keys}
+    return [f"{k}={v} must be > 0" for k, v in values.items() if v is not None and v <= 0]
+
+
+def class_weight_problems(cfg: DictConfig) -> list[str]:
+    """A class-weighted loss needs one weight per model output: 16, or 17 with data.background=class."""
+    background = cfg.data.background == "class"
+    outputs = cfg.data.num_classes + background
+    problems = []
+
+    def walk(node: object, key: str) -> None:
+        if isinstance(node, dict):
+            weights = node.get("weights")
+            if str(node.get("_target_", "")).endswith("class_weighted_ce") and len(weights or ()) != outputs:
+                problems.append(f"{key}.weights has {len(weights or ())} values but the model has {outputs} outputs "
+                                f"(data.num_classes={cfg.data.num_classes}"
+                                f"{' + 1: data.background=class' if background else ''}); give {outputs}")
+            for k, v in node.items():
+                walk(v, f"{key}.{k}")
+
+    walk(OmegaConf.to_container(cfg.loss, resolve=True), "loss")
+    return problems
+
+
+def config_problems(cfg: DictConfig) -> list[str]:
+    """Every problem found, each naming its key; empty when the config can run. Types and
+    fixed value sets (enums) are the schema's job (seg58/build/schema.py): refused at composition."""
+    problems = compatibility_problems(cfg.model.arch, cfg.encoder.name, cfg.data.img_size)
+    problems += _positive(cfg, "data.img_size", "trainer.epochs", "trainer.batch_size",
+                          "optim.lr", "trainer.limit_train_batches", "trainer.limit_val_batches",
+                          "infer.window", "infer.resolution", "trainer.patience")
+    if cfg.data.split in GROUP_SPLITS and not cfg.data.split_holdout:
+        problems.append(f"data.split={cfg.data.split} needs data.split_holdout=<a value of the "
+                        f"{GROUP_SPLITS[cfg.data.split]} column>")
+    if not 0.0 < cfg.data.val_fraction < 1.0:
+        problems.append(f"data.val_fraction={cfg.data.val_fraction} must be between 0 and 1")
+    if cfg.data.num_classes != NUM_CLASSES:
+        problems.append(f"data.num_classes={cfg.data.num_classes} but the metrics name {NUM_CLASSES} classes "
+                        f"({', '.join(CLASS_NAMES)}; seg58/base/classes.py)")
+    problems += class_weight_problems(cfg)
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.trainer.device):
+        problems.append(f"trainer.device={cfg.trainer.device!r}; valid: auto, cpu, cuda, cuda:N")
+    for key, lowest in (("num_workers", 0), ("threads", 1)):
+        value = cfg.trainer[key]
+        if value != "auto" and not (isinstance(value, int) and value >= lowest):
+            problems.append(f"trainer.{key}={value!r}; valid: auto or an integer >= {lowest}")
+    hierarchical_loss = str(cfg.loss.get("_target_", "")).endswith("HierarchicalLoss")
+    if cfg.model.hierarchical != hierarchical_loss:
+        problems.append("model.hierarchical=true and loss=hierarchical go together "
+                        f"(now model.hierarchical={cfg.model.hierarchical}, loss={cfg.loss.get('_target_')})")
+    if not 0 <= cfg.infer.overlap < 1:
+        problems.append(f"infer.overlap={cfg.infer.overlap} must be in [0, 1)")
+    resume = cfg.trainer.resume
+    if resume not in ("auto", "never") and not Path(resume).is_file():
+        problems.append(f"trainer.resume={resume!r}: no such checkpoint; valid: auto, never or a last.pt path")
+    problems += weights_problems(cfg)
+    if cfg.data.synthetic is None and not Path(cfg.data.root).expanduser().is_dir():
+        problems.append(
+            f"data.root={cfg.data.root!r}: folder not found (data={cfg.data.name}); "
+            f"point data.root at an ARTeFACT-format folder or use data=synthetic"
+        )
+    return problems
+
+
+def check_config(cfg: DictConfig) -> None:
+    problems = config_problems(cfg)
+    if problems:
+        raise ConfigError(problems)

@@ -1,0 +1,64 @@
+"""How bad input reaches the terminal: one message naming the culprit and a non-zero exit, no
+traceback (it is not a bug). `--debug` or SEG58_DEBUG=1 shows the traceback as well."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from hydra.errors import CompactHydraException
+
+from seg58.base.errors import Seg58Error
+
+DEBUG_ENV = "SEG58_DEBUG"
+USER_ERROR_EXIT = 2
+
+log = logging.getLogger("seg58")
+
+
+class UserFacingError(CompactHydraException):
+    """Bad input (config, data): Hydra prints just this message and exits non-zero."""
+
+
+def debug_enabled() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0", "false")
+
+
+def user_message(error: BaseException) -> str | None:
+    """The message to show for an error caused by the user's input; None for a bug."""
+    if isinstance(error, Seg58Error):
+        return str(error)
+    if type(error).__module__.startswith("mlflow") and hasattr(error, "message"):
+        return f"MLflow: {error.message}"  # unknown run ids, unreachable or foreign stores
+    if type(error).__module__.startswith(("hydra.", "omegaconf.")):  # outside a Hydra app (rerun)
+        return f"config: {error}"
+    if isinstance(error, OSError) and error.filename:
+        return f"{error.strerror or type(error).__name__}: {error.filename}"
+    return None
+
+
+@contextmanager
+def reported_as_user_errors() -> Iterator[None]:
+    """Inside Hydra apps: bad-input errors become a UserFacingError (message only)."""
+    try:
+        yield
+    except Exception as e:
+        message = user_message(e)
+        if message is None or debug_enabled():
+            raise
+        raise UserFacingError(message) from None
+
+
+def run_plain_command(prog: str, main: Callable[[list[str]], int], argv: list[str]) -> int:
+    """Commands with ordinary arguments: the same translation, printed as `prog: message`."""
+    try:
+        return main(argv)
+    except Exception as e:
+        message = user_message(e)
+        if message is None or debug_enabled():
+            raise
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return USER_ERROR_EXIT

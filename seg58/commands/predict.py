@@ -1,0 +1,54 @@
+"""`seg58 predict`: label masks and colour overlays of new images from a checkpoint (or an MLflow
+run or Model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from seg58.base.errors import DataError
+from seg58.build import factory
+from seg58.build.config_checks import check_config
+from seg58.build.schema import config_dir
+from seg58.build.user_errors import reported_as_user_errors
+from seg58.data.folder import IMAGE_SUFFIXES, fitted_size
+from seg58.engine.inference import write_prediction
+from seg58.engine.runtime import resolve_device
+from seg58.tracking.run_source import with_run
+
+
+@hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
+def app(cfg: DictConfig) -> None:
+    with reported_as_user_errors():
+        check_config(cfg)
+        files = run_predict(cfg, list(HydraConfig.get().overrides.task))
+    print(f"wrote masks and overlays of {len(files)} image(s) to {cfg.infer.output}")
+
+
+def run_predict(cfg: DictConfig, explicit: list[str]) -> list[Path]:
+    cfg, ckpt = with_run(cfg, explicit)
+    i = cfg.infer
+    if not i.input:
+        raise DataError(["give infer.input=<an image or a folder of images>"])
+    source = Path(i.input)
+    files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if source.is_dir() else [source]
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing or not files:
+        raise DataError([f"no such image: {m}" for m in missing] or [f"no images in {source}"])
+    predictor = factory.predictor(cfg, ckpt, resolve_device(cfg.trainer.device))
+    resolution = factory.inference_resolution(cfg)
+    from PIL import Image
+
+    out = Path(i.output)
+    for path in files:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            im = im.resize(fitted_size(im.size, cfg.data.preload_max_side), Image.Resampling.BOX)
+            image = np.asarray(im)
+        pred = predictor.predict(image, resolution, image.shape[:2]).cpu().numpy()
+        write_prediction(image, pred, out, path.stem)
+    return files

@@ -1,0 +1,80 @@
+"""seg58's training plugged into the generic sweeper (seg58/sweep/hooks.py): every cell's config
+checked like a single run's, the MLflow store created once and one parent run that the jobs'
+runs nest under, lost runs closed, the leaderboard and the search's plots published at the end.
+conf/config.yaml selects it: `hydra.sweeper.hooks._target_`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from seg58.base.names import PARENT_EXPERIMENT_ENV, PARENT_RUN_ENV, RUN_ID_FILE
+from seg58.sweep.hooks import CellProgress, SweepHooks
+
+log = logging.getLogger(__name__)
+
+
+class SegmentationSweepHooks(SweepHooks):
+    def program(self, config: Any) -> list[str]:
+        command = [sys.executable, "-u", "-m", "seg58"]
+        name = config.hydra.job.config_name if config is not None else None
+        return [*command, "--config-name", name] if name and name != "config" else command
+
+    def rerun_command(self, config: Any) -> str:
+        choice = config.hydra.runtime.choices.get("launcher") if config is not None else None
+        return f"python -m seg58 -m launcher={choice or 'slurm'}"
+
+    def cell_problems(self, cfg: Any) -> list[str]:
+        from seg58.build.config_checks import config_problems
+
+        return config_problems(cfg)
+
+    def open_sweep(self, cfg: Any, sweep_dir: Path, arguments: list[str], spec: str,
+                   parent: str | None) -> tuple[dict[str, Any], str | None]:
+        t = cfg.tracking
+        if not t.enabled:
+            return {"enabled": False}, None
+        from seg58.tracking.store import ensure_store, resolve_uri
+        from seg58.tracking.sweep_run import start_sweep_run
+
+        tracking = {"enabled": True, "uri": resolve_uri(t.uri), "experiment": t.experiment_name,
+                    "register": t.register}
+        ensure_store(tracking["uri"])  # once, before jobs race to create it (SQLite)
+        parent = parent or start_sweep_run(t.uri, t.experiment_name, sweep_dir, arguments, spec)
+        os.environ[PARENT_RUN_ENV] = parent
+        os.environ[PARENT_EXPERIMENT_ENV] = t.experiment_name
+        return tracking, parent
+
+    def close_sweep(self, tracking: dict[str, Any], parent: str | None, failed: bool, sweep_dir: Path) -> None:
+        if parent is None or not tracking.get("enabled"):
+            return
+        from seg58.tracking.sweep_run import finish_sweep_run
+
+        finish_sweep_run(tracking["uri"], parent, failed, str(sweep_dir), register=tracking.get("register"))
+
+    def close_lost_run(self, tracking: dict[str, Any], job_dir: Path, state: str) -> str | None:
+        if not tracking.get("enabled"):
+            return None
+        from seg58.tracking.store import mark_lost_run
+
+        return mark_lost_run(tracking["uri"], job_dir / RUN_ID_FILE, state)
+
+    def publish_study(self, tracking: dict[str, Any], parent: str | None, study: Any) -> None:
+        if parent is None or not tracking.get("enabled"):
+            return
+        from seg58.tracking.study_plots import publish_plots
+
+        try:
+            publish_plots(study, tracking["uri"], parent)
+        except Exception as e:  # plots are a convenience: never fail a finished search for them
+            log.warning("search plots not logged: %s: %s", type(e).__name__, e)
+
+    def progress(self, tracking: dict[str, Any], cell: dict[str, Any]) -> CellProgress | None:
+        if not tracking.get("enabled"):
+            return None
+        from seg58.tracking.run_progress import run_progress
+
+        return CellProgress(*run_progress(tracking["uri"], Path(cell.get("output_dir", "")) / RUN_ID_FILE))

@@ -1,0 +1,101 @@
+"""One evaluator for validation and `seg58 evaluate`: fine IoU and the coarse/binary levels.
+
+Levels are scored from the fine prediction mapped through the damage hierarchy, so every model,
+flat or hierarchical, gets comparable coarse/binary numbers. A hierarchical model's own coarse
+and binary heads are scored as well, under `<prefix>/heads/<level>/`.
+
+A prediction outside a level's classes — background (255) from a model trained with
+data.background=class, or at the coarse level a fine class the mapping leaves unscored (Clean in
+`poc55`) — is wrong on every scored pixel: it is counted in one extra column of that level's
+confusion matrix, whose row stays empty (such truth is never scored), so it never enters mIoU.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from seg58.base.choices import Background, HierarchyMapping
+from seg58.base.classes import CLASS_NAMES, IGNORE_INDEX, metric_key
+from seg58.modeling.hierarchy import hierarchy, lookup
+from seg58.modeling.metrics import ConfusionMatrix
+
+
+class SegmentationEvaluator:
+    def __init__(self, num_classes: int = len(CLASS_NAMES), class_names: Sequence[str] = CLASS_NAMES,
+                 ignore_index: int = IGNORE_INDEX, device: torch.device | str = "cpu",
+                 background: Background | str = Background.ignore,
+                 mapping: HierarchyMapping | str = HierarchyMapping.seg58):
+        self.ignore_index, self.device = ignore_index, device
+        background = Background(background) == "class"
+        self._tables = lookup(ignore_index, str(device), HierarchyMapping(mapping))
+        self._heads_names = hierarchy(mapping).level_names
+        self.class_names = (*class_names, "background") if background else tuple(class_names)
+        self.level_names = {}
+        self._other = {"fine"} if background else set()  # levels with the extra column
+        for level, names in self._heads_names.items():
+            if background or bool((self._tables[level][:num_classes] == ignore_index).any()):
+                self._other.add(level)
+                names = (*names, "other")
+            self.level_names[level] = names
+        self.fine = ConfusionMatrix(num_classes + int(background), ignore_index, device)
+        self.levels = {level: ConfusionMatrix(len(names), ignore_index, device)
+                       for level, names in self.level_names.items()}
+        self.heads: dict[str, ConfusionMatrix] = {}
+
+    def _scored(self, pred: torch.Tensor, level: str, cm: ConfusionMatrix) -> torch.Tensor:
+        """A prediction of 255 (outside the level's classes) -> the level's extra column."""
+        return pred.masked_fill(pred == self.ignore_index, cm.num_classes - 1) if level in self._other else pred
+
+    @torch.no_grad()
+    def update(self, pred: torch.Tensor, truth: torch.Tensor,
+               head_preds: dict[str, torch.Tensor] | None = None) -> None:
+        """pred, truth: fine label maps; head_preds: {"coarse"|"binary": label map} of extra heads."""
+        self.fine.update(self._scored(pred, "fine", self.fine), truth)
+        for level, cm in self.levels.items():
+            table = self._tables[level]
+            cm.update(self._scored(table[pred], level, cm), table[truth])
+        for level, level_pred in (head_preds or {}).items():
+            if level not in self.heads:
+                self.heads[level] = ConfusionMatrix(len(self._heads_names[level]), self.ignore_index, self.device)
+            self.heads[level].update(level_pred, self._tables[level][truth])
+
+    @property
+    def confusion(self) -> torch.Tensor:
+        """The fine (truth x prediction) confusion matrix, on the CPU (with data.background=class,
+        its last row and column are the background)."""
+        return self.fine.matrix.cpu()
+
+    def metrics(self, prefix: str, detailed: bool = False) -> dict[str, float]:
+        """`<prefix>/miou`, `/miou_all`, `/pixel_acc`, `/iou/<class>`, `/<level>/...`, `/heads/<level>/...`;
+        `detailed` adds `/precision|recall|f1/<class>` and their means `/mprecision|mrecall|mf1` at
+        every level (`seg58 evaluate`; validation leaves them out: 4x the metrics every epoch).
+
+        A class absent from the ground truth has no IoU (nor precision, recall, F1): it is left
+        out, not logged as 0; only `miou_all` counts it, as 0, over all the level's classes.
+        """
+        out = _scores(self.fine, prefix, [metric_key(n) for n in self.class_names], pixel_acc=True,
+                      extra="fine" in self._other, detailed=detailed)
+        for level, cm in self.levels.items():
+            out.update(_scores(cm, f"{prefix}/{level}", self.level_names[level], extra=level in self._other,
+                               detailed=detailed))
+        for level, cm in self.heads.items():
+            out.update(_scores(cm, f"{prefix}/heads/{level}", self._heads_names[level], detailed=detailed))
+        return out
+
+
+def _scores(cm: ConfusionMatrix, prefix: str, names: Sequence[str], pixel_acc: bool = False,
+            extra: bool = False, detailed: bool = False) -> dict[str, float]:
+    """`extra`: the last column is the catch-all one (never in the truth), not counted in miou_all."""
+    result = cm.compute(scored=cm.num_classes - extra)
+    out = {f"{prefix}/miou": result["miou"], f"{prefix}/miou_all": result["miou_all"]}
+    if pixel_acc:
+        out[f"{prefix}/pixel_acc"] = result["pixel_acc"]
+    kinds = ("iou", "precision", "recall", "f1") if detailed else ("iou",)
+    for kind in kinds:
+        out.update({f"{prefix}/{kind}/{n}": v for n, v in zip(names, result[kind], strict=True) if not math.isnan(v)})
+    if detailed:
+        out.update({f"{prefix}/m{kind}": result[f"m{kind}"] for kind in kinds[1:]})
+    return out

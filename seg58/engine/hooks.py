@@ -1,0 +1,64 @@
+"""Ready-made trainer hooks (the Callback base with its no-op methods lives beside the Trainer)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from seg58.base.stop import StopKind, StopReason
+from seg58.engine.trainer import Callback, Trainer
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` has not improved by more than `min_delta` for `patience` epochs.
+
+    The count is rebuilt from the trainer's history at the start, so a resumed run continues
+    it instead of starting over."""
+
+    def __init__(self, patience: int, min_delta: float = 0.0, monitor: str = "val/miou", mode: str = "max"):
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience}")
+        self.patience, self.min_delta, self.monitor = patience, min_delta, monitor
+        self.sign = 1.0 if mode == "max" else -1.0
+        self.best, self.waited = -math.inf, 0
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.best, self.waited = -math.inf, 0
+        for metrics in trainer.history:
+            self._update(metrics)
+
+    def _update(self, metrics: dict[str, float]) -> None:
+        value = self.sign * metrics[self.monitor]
+        if value > self.best + self.min_delta:
+            self.best, self.waited = value, 0
+        else:
+            self.waited += 1
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+        self._update(metrics)
+        if self.waited >= self.patience:
+            trainer.request_stop(StopReason(StopKind.early_stop, epoch + 1, f"{self.monitor} gained no more than "
+                                            f"{self.min_delta} in {self.patience} epoch(s)"))
+
+
+class PruningHook(Callback):
+    """Hands `monitor` to `report(value, epoch)` after every epoch (and, at the start, the epochs a
+    resumed run already has) and stops the run as `pruned` when `should_prune()` says so: a search
+    trial's link to its pruner (seg58/sweep/trial.py), with no Optuna in the engine. The run
+    ends cleanly, its checkpoint and metrics kept."""
+
+    def __init__(self, report: Callable[[float, int], None], should_prune: Callable[[], bool],
+                 monitor: str = "val/miou"):
+        self.report, self.should_prune, self.monitor = report, should_prune, monitor
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        for epoch, metrics in enumerate(trainer.history):  # a resumed run: epochs before the restart
+            self.report(metrics.get(self.monitor, math.nan), epoch)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+        value = metrics.get(self.monitor, math.nan)
+        if not math.isfinite(value):
+            return
+        self.report(value, epoch)
+        if self.should_prune():
+            trainer.request_stop(StopReason(StopKind.pruned, epoch + 1))

@@ -1,0 +1,57 @@
+"""How an application plugs into the sweeper. Every method has a default that fits any Hydra app
+(a task function that returns a float, or a dict whose `hydra.sweeper.metric` key is the
+objective), so a plain app needs none; seg58's training plugs its config checks and MLflow
+parent run in through a subclass (seg58/commands/sweep_hooks.py), chosen with
+`hydra.sweeper.hooks._target_`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, NamedTuple
+
+
+class CellProgress(NamedTuple):
+    """How far a running cell is, for `seg58 status` (None: unknown)."""
+
+    steps: int | None
+    latest: float | None
+    best: float | None
+    seconds: float | None
+
+
+class SweepHooks:
+    def program(self, config: Any) -> list[str]:
+        """The command that runs this app again (a detached sweep's driver, rerun hints)."""
+        return [sys.executable, "-u", os.path.abspath(sys.argv[0])]
+
+    def rerun_command(self, config: Any) -> str:
+        """The start of the command line that sweeps again (completed by the sweep: resume, rerun)."""
+        return " ".join(["python", *self.program(config)[2:], "-m"])
+
+    def cell_problems(self, cfg: Any) -> list[str]:
+        """Everything wrong with one cell's composed config, each naming its key; [] = it can run.
+        Called for every cell before the first job starts."""
+        return []
+
+    def open_sweep(self, cfg: Any, sweep_dir: Path, arguments: list[str], spec: str,
+                   parent: str | None) -> tuple[dict[str, Any], str | None]:
+        """Before the first job: (what the summary keeps under "tracking", the id of the sweep's
+        own tracking run, or None). `parent` is given when a sweep is resumed."""
+        return {"enabled": False}, None
+
+    def close_sweep(self, tracking: dict[str, Any], parent: str | None, failed: bool, sweep_dir: Path) -> None:
+        """After the last cell: close the sweep's tracking run (leaderboards and the like)."""
+
+    def close_lost_run(self, tracking: dict[str, Any], job_dir: Path, state: str) -> str | None:
+        """A job that ended without a result (cancelled, killed) never closed its tracking run:
+        close it; returns its id."""
+        return None
+
+    def publish_study(self, tracking: dict[str, Any], parent: str | None, study: Any) -> None:
+        """A finished search's study (plots onto the sweep's tracking run)."""
+
+    def progress(self, tracking: dict[str, Any], cell: dict[str, Any]) -> CellProgress | None:
+        """How far a cell has come, for `seg58 status`."""
+        return None

@@ -1,0 +1,266 @@
+"""Adaptive search with Optuna (ask/tell), pruning through every launcher, and resume.
+
+The study lives in the sweep folder (a journal file that works on a shared filesystem across
+SLURM nodes, or hydra.sweeper.storage=<RDB URL>). Trials start as soon as a slot frees (up to
+hydra.sweeper.n_jobs in flight); each trial reports its per-epoch metric to the study and stops
+when the pruner says so (seg58/sweep/trial.py). hydra.sweeper.resume=<sweep dir> continues a crashed
+or interrupted study: finished trials are kept, trials that were running are marked FAIL and
+retried with the same parameters, numbering continues and n_trials counts the total.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
+
+from seg58.base.errors import ConfigError, UsageError
+from seg58.base.names import JOURNAL_FILE, MULTIRUN_CONFIG, STUDY_ENV, SUMMARY_FILE
+from seg58.base.names import SEARCH_STATE_FILE as STATE_FILE
+from seg58.sweep.book import OK_STATES, SweepBook
+from seg58.sweep.pool import JobPool
+from seg58.sweep.space import parse_space, plain, trial_overrides
+from seg58.sweep.study import StudySpec, instantiate_spec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRIALS = 20  # hydra-optuna-sweeper's n_trials default
+
+
+class Search:
+    """One search sweep; the sweeper runs it when hydra.sweeper.n_trials is set (or strategy=search)."""
+
+    def __init__(self, config: Any, hydra_context: Any, launcher: Any, *, n_trials: int | None = None,
+                 n_jobs: int = 1, direction: str = "minimize", metric: str | None = None,
+                 study_name: str | None = None, storage: str | None = None, sampler: Any = None, pruner: Any = None,
+                 params: Any = None, resume: str | None = None, custom_search_space: str | None = None,
+                 book: SweepBook) -> None:
+        self.config, self.hydra_context, self.launcher, self.book = config, hydra_context, launcher, book
+        self.n_trials, self.n_jobs = DEFAULT_TRIALS if n_trials is None else n_trials, n_jobs
+        self.direction, self.metric = str(direction), metric
+        self.study_name, self.storage, self.resume = study_name, storage, resume
+        self.sampler, self.pruner, self.params = plain(sampler), plain(pruner), plain(params)
+        self.custom_search_space = custom_search_space  # "module.fn": fn(config, trial) adds parameters
+        self._state: dict[str, Any] = {}  # written to search.json for `resume`
+        self._space_text: dict[str, str] = {}  # the search space as the user wrote it
+        self._exhausted = False  # the sampler has no new configuration to try
+
+    # -- the study --------------------------------------------------------------------
+    def _open(self, arguments: list[str]) -> tuple[Any, Any, dict, list[str], str | None]:
+        """(study, spec, space, fixed overrides, parent run id) for a new or resumed search."""
+        if self.resume:
+            state_file = Path(self.resume) / STATE_FILE
+            if not state_file.is_file():
+                raise UsageError(f"hydra.sweeper.resume={self.resume}: no {STATE_FILE} there (not a seg58 search)")
+            state = json.loads(state_file.read_text())
+            self._use_sweep_dir(Path(self.resume))
+            spec = StudySpec(**state["study"])
+            if "n_trials" in _explicit(self.config):  # a larger (or smaller) total from now on
+                state["n_trials"] = self.n_trials
+                state_file.write_text(json.dumps(state, indent=2))
+            self.n_trials = state["n_trials"]
+            space, _ = parse_space(state["params"], [])
+            self._space_text = state["params"]
+            sampler = instantiate_spec(state["sampler"]) if state.get("sampler") else None
+            self.custom_search_space = state.get("custom_search_space")
+            self.metric = self.book.metric = spec.metric
+            return spec.load(sampler=sampler), spec, space, state["fixed"], state.get("mlflow_parent_run_id")
+        import optuna
+
+        sweep_dir = Path(str(self.config.hydra.sweep.dir)).resolve()
+        space, fixed = parse_space(self.params, arguments)
+        spec = StudySpec(storage=self.storage or str(sweep_dir / JOURNAL_FILE),
+                         study_name=self.study_name or f"seg58-{sweep_dir.parent.name}-{sweep_dir.name}",
+                         metric=self.metric, direction=self.direction, pruner=self.pruner)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        study = optuna.create_study(storage=spec.storage_object(), study_name=spec.study_name,
+                                    direction=self.direction, pruner=spec.make_pruner(),
+                                    sampler=instantiate_spec(self.sampler) if self.sampler else None)
+        raw = {k: str(v) for k, v in (self.params or {}).items()}
+        raw.update({a.split("=", 1)[0]: a.split("=", 1)[1] for a in arguments if a not in fixed})
+        self._state = {"study": spec.__dict__, "n_trials": self.n_trials, "params": raw, "fixed": fixed,
+                       "sampler": self.sampler, "custom_search_space": self.custom_search_space}
+        self._space_text = raw
+        return study, spec, space, fixed, None
+
+    def _use_sweep_dir(self, folder: Path) -> None:
+        """Resumed trials go to the original sweep folder (their numbers continue there): every
+        job's config is recomposed with the master's hydra overrides, so the folder goes there."""
+        from omegaconf import read_write
+
+        with read_write(self.config):
+            self.config.hydra.sweep.dir = str(folder)
+            self.config.hydra.overrides.hydra.append(f"hydra.sweep.dir={folder}")
+
+    # -- the loop ---------------------------------------------------------------------
+    def sweep(self, arguments: list[str]) -> list[JobReturn]:
+        from optuna.trial import TrialState
+
+        study, spec, space, fixed, parent = self._open(arguments)
+        book = self.book
+        book.sweep_dir = Path(str(self.config.hydra.sweep.dir))  # a resumed search: the original folder
+        book.check([fixed])  # the base config; each sampled trial is checked before it starts
+        pool = JobPool(self.launcher, self.n_jobs)
+        if self.n_jobs > pool.slots:
+            log.warning("hydra.sweeper.n_jobs=%d but this launcher runs %d trial(s) at a time%s", self.n_jobs,
+                        pool.slots, "" if pool.asynchronous else ": use launcher=local_parallel or slurm")
+        book.start(arguments, concurrent_jobs=pool.slots, parent=parent,
+                   spec=f"search {spec.study_name}: " + " ".join(f"{k}={v}" for k, v in self._space_text.items()))
+        if self.resume:
+            book.cells = json.loads((book.sweep_dir / SUMMARY_FILE).read_text())["cells"] \
+                if (book.sweep_dir / SUMMARY_FILE).is_file() else []
+            book.extra.pop("stopped", None)
+            self._retry_interrupted(study, book)
+        else:
+            self._state["mlflow_parent_run_id"] = book.parent
+            (book.sweep_dir / STATE_FILE).write_text(json.dumps(self._state, indent=2))
+        book.extra.update(study=spec.study_name, storage=spec.storage, direction=spec.direction, metric=spec.metric)
+        book.total = self.n_trials
+        os.environ[STUDY_ENV] = spec.to_env()
+        OmegaConf.save(self.config, book.sweep_dir / MULTIRUN_CONFIG)
+        extend = self._custom_space()
+
+        def counted() -> int:  # trials that ended on their own (not interrupted by a crash)
+            interrupted = set(study.user_attrs.get("interrupted", []))
+            return sum(1 for t in study.get_trials(deepcopy=False)
+                       if t.state not in (TrialState.RUNNING, TrialState.WAITING) and t.number not in interrupted)
+
+        returns: list[JobReturn] = []
+        trials: dict[int, Any] = {}
+        log.info("search %s: %d trial(s) to go of %d, %d at a time, %s %s",
+                 spec.study_name, self.n_trials - counted(), self.n_trials, pool.slots, spec.direction, spec.metric)
+
+        def more() -> bool:
+            return not self._exhausted and not book.extra.get("stopped") and \
+                counted() + len(pool.running) < self.n_trials
+
+        while pool.busy() or more():
+            while pool.free() > 0 and more():
+                trial = study.ask(space)
+                if extend is not None:
+                    extend(self.config, trial)
+                overrides = trial_overrides(trial.params, fixed)
+                problems = book.problems(overrides)
+                if problems:  # refused before it starts: recorded, never launched
+                    trial.set_user_attr("error", "; ".join(problems)[:2000])
+                    self._tell_study(study, trial, state=TrialState.FAIL)
+                    book.record(trial.number, _refused(overrides, problems), {}, params=trial.params)
+                    book.fail_fast()
+                    continue
+                trials[trial.number] = trial
+                for num, job in pool.submit([(trial.number, overrides)]):
+                    book.submitted(num, overrides, job, params=trial.params)
+            for num, ret, info in pool.wait():
+                returns.append(ret)
+                self._tell(study, trials.pop(num), ret, info, book)
+                reason = book.fail_fast()
+                if reason:
+                    for n, r, i in pool.cancel_all():
+                        returns.append(r)
+                        self._tell(study, trials.pop(n), r, i, book, cancelled=reason)
+
+        self._publish(study, book)
+        completed = [c for c in book.cells if c["status"] in OK_STATES]
+        failed = len(book.cells) - len(completed)
+        if failed:
+            log.warning("%d trial(s) failed; they are in %s and did not stop the search",
+                        failed, book.sweep_dir / SUMMARY_FILE)
+        book.finish(f"more trials: {book.hooks.rerun_command(self.config)} hydra.sweeper.resume={book.sweep_dir} "
+                    f"hydra.sweeper.n_trials=<total>", fail=not completed)
+        return returns
+
+    def _tell(self, study: Any, trial: Any, ret: JobReturn, info: dict, book: SweepBook,
+              cancelled: str | None = None) -> None:
+        from optuna.trial import TrialState
+
+        extra = {"error": f"cancelled: {cancelled}", "cancelled_by_sweep": True} if cancelled else {}
+        cell = book.record(trial.number, ret, info, params=trial.params, **extra)
+        if cell["status"] == "PRUNED":
+            self._tell_study(study, trial, state=TrialState.PRUNED)
+        elif cell["status"] == "COMPLETED" and cell["objective"] is not None:
+            self._tell_study(study, trial, cell["objective"])
+        else:  # failed, cancelled, or a NaN objective: FAIL, with why
+            if cell["status"] == "COMPLETED":
+                cell["status"], cell["error"] = "FAILED", _no_objective(ret, self.metric)
+                book.write()
+            trial.set_user_attr("error", (cell["error"] or cell["status"])[:2000])
+            self._tell_study(study, trial, state=TrialState.FAIL)
+
+    def _tell_study(self, study: Any, trial: Any, value: float | None = None, state: Any = None) -> None:
+        """study.tell; a sampler that has exhausted its space (grid, brute force) calls
+        study.stop(), which Optuna allows only inside optimize(): here it ends the search.
+        Optuna stores the trial's result before the sampler runs, so nothing is lost."""
+        try:
+            study.tell(trial, value, state=state)
+        except RuntimeError as e:
+            if "Study.stop" not in str(e):
+                raise
+            log.info("the sampler has tried its whole search space: no new trials")
+            self._exhausted = True
+
+    def _retry_interrupted(self, study: Any, book: SweepBook) -> None:
+        """Trials left RUNNING by a crashed sweep: FAIL (interrupted), their runs closed, and
+        their parameters enqueued so they are tried again."""
+        from optuna.trial import TrialState
+
+        interrupted = list(study.user_attrs.get("interrupted", []))
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            study.tell(t.number, state=TrialState.FAIL)
+            interrupted.append(t.number)
+            study.set_user_attr("interrupted", interrupted)
+            study.enqueue_trial(t.params, skip_if_exists=False)  # study.ask() hands these out first
+            run_dir = book.sweep_dir / str(t.number)
+            book.close_lost_run(run_dir, "INTERRUPTED")
+            book.cells = [c for c in book.cells if c["num"] != t.number]
+            book.cells.append({"num": t.number, "overrides": [], "status": "INTERRUPTED", "objective": None,
+                               "params": t.params, "error": "the sweep stopped while it ran; retried",
+                               "output_dir": str(run_dir)})
+            log.info("trial #%d was running when the sweep stopped: marked FAIL, retried", t.number)
+
+    def _publish(self, study: Any, book: SweepBook) -> None:
+        from optuna.trial import TrialState
+
+        done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+        if done:
+            best = study.best_trial
+            book.extra.update(best_trial=best.number, best_value=best.value, best_params=best.params)
+            log.info("best trial #%d: %s=%.4f with %s", best.number, self.metric or "objective", best.value,
+                     best.params)
+        if done:
+            book.hooks.publish_study(book.tracking, book.parent, study)
+
+    def _custom_space(self) -> Any:
+        """hydra-optuna-sweeper's custom_search_space: fn(config, trial) suggests more parameters."""
+        if not self.custom_search_space:
+            return None
+        from hydra.utils import get_method
+
+        try:
+            return get_method(self.custom_search_space)
+        except Exception as e:
+            raise ConfigError([f"hydra.sweeper.custom_search_space={self.custom_search_space}: {e}"]) from None
+
+
+def _no_objective(ret: JobReturn, metric: str | None) -> str:
+    value = ret._return_value
+    if metric is None:
+        return f"the task returned {type(value).__name__}, not a number (name a key with hydra.sweeper.metric)"
+    if isinstance(value, dict) and metric not in value:
+        return f"the task's result has no {metric!r} (hydra.sweeper.metric); keys: {', '.join(map(str, value))}"
+    return f"no finite {metric} (NaN trial)"
+
+
+def _refused(overrides: list[str], problems: list[str]) -> JobReturn:
+    return JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=ConfigError(problems))
+
+
+def _explicit(config: Any) -> set[str]:
+    """hydra.sweeper.* keys given on this command line."""
+    return {o.split("=", 1)[0].removeprefix("hydra.sweeper.") for o in config.hydra.overrides.hydra
+            if o.startswith("hydra.sweeper.")}
+

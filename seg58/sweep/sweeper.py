@@ -1,0 +1,130 @@
+"""The sweeper: a grid or an Optuna search with one bookkeeping (seg58/sweep/book.py). Every
+cell's config is checked before any job starts (all bad cells reported at once), the app's
+tracking parent run is opened once, each cell is reported as it ends and kept in
+<sweep dir>/sweep_summary.json, `hydra.sweeper.max_failures=K` cancels the rest after K failures
+and `hydra.sweeper.rerun=<sweep dir>` launches only the cells that did not complete.
+
+strategy=auto is a search when hydra.sweeper.n_trials is set or a param is an interval(), else a
+grid; `hydra.sweeper.sample=N` runs a seeded random sample of N cells of a grid. With
+launcher=slurm hydra.launcher.detach=true the sweep itself runs as a SLURM job (detach.py).
+Hydra's plugin class (hydra_plugins/seg58_sweeper/sweeper.py) is this class, renamed; keep the
+module-level imports light: Hydra imports it on every start.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from seg58.base.errors import ConfigError
+from seg58.build.user_errors import reported_as_user_errors
+from seg58.sweep.book import SweepBook, unfinished_cells
+from seg58.sweep.hooks import SweepHooks
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("auto", "grid", "search")
+
+
+class GridOrSearchSweeper(BasicSweeper):
+    def __init__(self, strategy: str = "auto", params: dict | None = None, max_batch_size: int | None = None,
+                 rerun: str | None = None, sample: int | None = None, sample_seed: int = 0,
+                 max_failures: int | None = None, max_failure_rate: float | None = None, hooks: Any = None,
+                 metric: str | None = None, **search: Any) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.strategy, self.rerun, self.sample, self.sample_seed = strategy, rerun, sample, sample_seed
+        self.max_failures, self.max_failure_rate = max_failures, max_failure_rate
+        self.hooks, self.metric = SweepHooks() if hooks is None else hooks, metric
+        self.search = search  # n_trials, n_jobs, direction, sampler, pruner, storage, resume, ...
+
+    def problems(self) -> list[str]:
+        """Settings that cannot run, each naming its key (refused in one message, no traceback)."""
+        problems = []
+        if self.strategy not in STRATEGIES:
+            problems.append(f"hydra.sweeper.strategy={self.strategy!r}; valid: {', '.join(STRATEGIES)}")
+        if self.max_failures is not None and self.max_failures < 1:
+            problems.append(f"hydra.sweeper.max_failures={self.max_failures}: at least 1 (null: never stop early)")
+        if self.max_failure_rate is not None and not 0.0 <= self.max_failure_rate <= 1.0:
+            problems.append(f"hydra.sweeper.max_failure_rate={self.max_failure_rate}: between 0 and 1")
+        if not isinstance(self.hooks, SweepHooks):
+            problems.append(f"hydra.sweeper.hooks: {type(self.hooks).__name__} is not a seg58.sweep.hooks.SweepHooks")
+        direction = self.search.get("direction", "minimize")
+        if str(direction) not in ("minimize", "maximize"):
+            problems.append(f"hydra.sweeper.direction={direction}: minimize or maximize (one objective; "
+                            "multi-objective search is not supported yet)")
+        return problems
+
+    # -- what to run ------------------------------------------------------------------------
+    def searching(self, arguments: list[str]) -> bool:
+        if self.strategy != "auto":
+            return self.strategy == "search"
+        if self.search.get("resume") or self.search.get("n_trials") is not None:
+            return True
+        parser = OverridesParser.create()
+        overrides = parser.parse_overrides([*self._parse_config(), *arguments])
+        return any(o.is_interval_sweep() for o in overrides)
+
+    def cells(self, arguments: list[str]) -> list[list[str]]:
+        if self.rerun:
+            return unfinished_cells(Path(self.rerun))
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides([*self._parse_config(), *arguments])
+        cells = [list(c) for batch in self.split_arguments(overrides, None) for c in batch]
+        if self.sample is not None and self.sample < len(cells):
+            keep = sorted(random.Random(self.sample_seed).sample(range(len(cells)), self.sample))
+            log.info("sampling %d of the grid's %d cells (hydra.sweeper.sample_seed=%d)",
+                     self.sample, len(cells), self.sample_seed)
+            cells = [cells[i] for i in keep]
+        return cells
+
+    def search_base(self, arguments: list[str]) -> list[list[str]]:
+        """A search's base config (its fixed overrides); a resumed one was checked when it began."""
+        if self.search.get("resume"):
+            return []
+        from seg58.sweep.space import parse_space, plain
+
+        return [parse_space(plain(self.params), arguments)[1]]
+
+    def book(self, kind: str) -> SweepBook:
+        return SweepBook(Path(str(self.config.hydra.sweep.dir)), kind, self.hydra_context.config_loader,
+                         self.config, self.launcher, self.max_failures, self.hooks, self.metric,
+                         self.max_failure_rate)
+
+    # -- Hydra's entry point ------------------------------------------------------------------
+    def sweep(self, arguments: list[str]) -> Any:
+        with reported_as_user_errors():  # bad settings and input: one message, no traceback
+            if self.problems():
+                raise ConfigError(self.problems())
+            return self._sweep(arguments)
+
+    def _sweep(self, arguments: list[str]) -> Any:
+        searching = self.searching(arguments)
+        if getattr(self.launcher, "detach", False):
+            from seg58.sweep.detach import detach
+
+            book = self.book("search" if searching else "grid")
+            book.check(self.search_base(arguments) if searching else self.cells(arguments))  # before queueing
+            return detach(self.config, self.launcher, book)
+        if searching:
+            from seg58.sweep.search import Search
+
+            # Hydra instantiated sampler/pruner already; the trials need their specs to rebuild them
+            raw = {k: self.config.hydra.sweeper.get(k) for k in ("sampler", "pruner")}
+            return Search(self.config, self.hydra_context, self.launcher, params=self.params,
+                          book=self.book("search"), metric=self.metric, **{**self.search, **raw}).sweep(arguments)
+        from seg58.sweep.grid import run_grid
+
+        cells = self.cells(arguments)
+        if not cells:
+            log.info("every cell of %s completed: nothing to rerun", self.rerun)
+            return []
+        spec = " ".join(arguments) or f"rerun of {self.rerun}"
+        book = self.book("grid")
+        book.check(cells)  # every cell, before the first job
+        return run_grid(book, self.launcher, cells, self.max_batch_size, arguments, spec,
+                        self.hooks.rerun_command(self.config))

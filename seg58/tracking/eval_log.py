@@ -1,0 +1,38 @@
+"""`seg58 evaluate`'s metrics and confusion matrix into MLflow: into the source run when a run
+was evaluated (beside its training metrics), else into a new run of the `eval` experiment."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+
+def log_eval(cfg: DictConfig, ckpt: Path, scope: str, metrics: dict[str, float], confusion: np.ndarray) -> None:
+    """Into the source run when evaluating an MLflow run, else into a new run of `eval`."""
+    from mlflow.tracking import MlflowClient
+
+    from seg58.engine.visuals import confusion as plot_confusion
+    from seg58.tracking.store import ensure_store, experiment_id, resolve_uri
+
+    uri = resolve_uri(cfg.tracking.uri)
+    ensure_store(uri)
+    client = MlflowClient(uri)
+    run_id = cfg.infer.run_id
+    if not run_id:
+        run_id = client.create_run(experiment_id(client, "eval", uri), run_name=f"eval-{ckpt.parent.parent.name}",
+                                   tags={"checkpoint": str(ckpt)}).info.run_id
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)  # one request, not one per metric: ~150 with per-class P/R/F1
+    client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+    client.set_tag(run_id, f"eval.{scope.replace('/', '.')}.mode", f"{cfg.infer.mode} (window {cfg.infer.window})")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"confusion_{scope.replace('/', '_')}.png"
+        plot_confusion(confusion, path, f"{scope}: mIoU {metrics[f'eval/{scope}/miou']:.3f}")
+        client.log_artifact(run_id, str(path), artifact_path="eval")
+    if not cfg.infer.run_id:
+        client.set_terminated(run_id, "FINISHED")

@@ -1,0 +1,153 @@
+"""Sweep leaderboards from MLflow alone: one row per child run of a sweep's parent run, seed
+groups, the curve plot; the sweep's end (and `seg58 report`) logs them to the parent run, so they
+can always be rebuilt later from the tracking store."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from seg58.base.names import PARENT_RUN_TAG, STOP_KIND_TAG
+from seg58.base.stop import StopKind
+
+COLUMNS = ["rank", "run", "overrides", "best_val_miou", "best_epoch", "imgs_per_s",
+           "peak_mem_mb", "time_s", "epochs", "status"]
+
+
+def children(client: Any, parent_id: str) -> list[Any]:
+    parent = client.get_run(parent_id)
+    return client.search_runs([parent.info.experiment_id],
+                              filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_id}'", max_results=5000)
+
+
+def _mean(history: list[Any]) -> float:
+    values = [m.value for m in history]
+    return sum(values) / len(values) if values else math.nan
+
+
+def leaderboard(client: Any, parent_id: str) -> list[dict[str, Any]]:
+    """One row per child run, best validation mIoU first (failed runs last)."""
+    rows = []
+    for run in children(client, parent_id):
+        m, info = run.data.metrics, run.info
+        end = info.end_time or info.start_time
+        rows.append({
+            "run": info.run_name,
+            "run_id": info.run_id,
+            "overrides": run.data.tags.get("overrides", ""),
+            "best_val_miou": m.get("best/val_miou", max(
+                (x.value for x in client.get_metric_history(info.run_id, "val/miou")), default=math.nan)),
+            "best_epoch": int(m["best/epoch"]) + 1 if "best/epoch" in m else None,
+            "imgs_per_s": _mean(client.get_metric_history(info.run_id, "perf/train_imgs_per_s")),
+            "peak_mem_mb": max((x.value for x in client.get_metric_history(info.run_id, "perf/peak_mem_mb")),
+                               default=math.nan),
+            "time_s": (end - info.start_time) / 1000 if end else math.nan,
+            "epochs": int(m["epochs_trained"]) if "epochs_trained" in m else None,
+            "status": "PRUNED" if run.data.tags.get(STOP_KIND_TAG) == StopKind.pruned.value else info.status,
+        })
+    _keep_varying_overrides(rows)
+    rows.sort(key=lambda r: (r["status"] not in ("FINISHED", "PRUNED"),
+                             -(r["best_val_miou"] if math.isfinite(r["best_val_miou"]) else -1)))
+    for i, r in enumerate(rows, 1):
+        r["rank"] = i
+    return rows
+
+
+def _keep_varying_overrides(rows: list[dict[str, Any]]) -> None:
+    """Show what differs between the cells (the swept values), not what they share."""
+    tokens = [r["overrides"].split() for r in rows]
+    common = set.intersection(*map(set, tokens)) if len(rows) > 1 else set()
+    for r, t in zip(rows, tokens, strict=True):
+        r["overrides"] = " ".join(x for x in t if x not in common)
+
+
+def seed_groups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Finished runs that differ only by `seed=`, pooled: mean +- std of best val mIoU over n
+    seeds, best mean first. Empty when no configuration ran with more than one seed."""
+    import statistics
+    from collections import defaultdict
+
+    groups: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        if r["status"] == "FINISHED" and math.isfinite(r["best_val_miou"]):
+            key = " ".join(t for t in r["overrides"].split() if not t.startswith("seed="))
+            groups[key or "(defaults)"].append(r["best_val_miou"])
+    if all(len(v) < 2 for v in groups.values()):
+        return []
+    pooled = [{"overrides": k, "n": len(v), "mean": statistics.fmean(v),
+               "std": statistics.stdev(v) if len(v) > 1 else 0.0} for k, v in groups.items()]
+    return sorted(pooled, key=lambda g: -g["mean"])
+
+
+def seed_markdown(groups: list[dict[str, Any]]) -> str:
+    lines = ["| overrides (seeds pooled) | n | best val mIoU mean ± std |", "|---|---|---|"]
+    lines += [f"| {g['overrides']} | {g['n']} | {g['mean']:.4f} ± {g['std']:.4f} |" for g in groups]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4f}" if abs(value) < 1 else f"{value:.1f}"
+    return "-" if value is None else str(value)
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=[*COLUMNS, "run_id"], extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def plot_curves(client: Any, rows: list[dict[str, Any]], path: Path, metric: str = "val/miou") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    for r in rows:
+        history = sorted(client.get_metric_history(r["run_id"], metric), key=lambda m: m.step)
+        if history:
+            ax.plot([m.step + 1 for m in history], [m.value for m in history], marker="o", markersize=3,
+                    label=f"#{r['rank']} {r['overrides'] or r['run']} ({_fmt(r['best_val_miou'])})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} per epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def publish(client: Any, parent_id: str) -> list[dict[str, Any]]:
+    """Build the leaderboard and the curve plot and log both to the parent run."""
+    rows = leaderboard(client, parent_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "leaderboard.md").write_text(to_markdown(rows) + "\n")
+        (folder / "leaderboard.csv").write_text(to_csv(rows))
+        groups = seed_groups(rows)
+        if groups:
+            (folder / "leaderboard_by_seed.md").write_text(seed_markdown(groups) + "\n")
+        if rows:
+            plot_curves(client, rows, folder / "val_miou_curves.png")
+        client.log_artifacts(parent_id, str(folder), artifact_path="report")
+    finished = [r for r in rows if r["status"] == "FINISHED"]
+    if finished:
+        client.set_tag(parent_id, "best.run", finished[0]["run"])
+        client.set_tag(parent_id, "best.overrides", finished[0]["overrides"])
+        client.log_metric(parent_id, "best/val_miou", finished[0]["best_val_miou"])
+    return rows

@@ -1,0 +1,66 @@
+"""A sweep's own MLflow run: opened before the first job (the jobs' runs nest under it), closed at
+the end with the leaderboard, the curves, the UI links and, with tracking.register, the best
+run's model registered."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from seg58.base.errors import Seg58Error
+from seg58.tracking.store import MAX_PARAM_CHARS, MAX_PARAMS_PER_BATCH, experiment_id, resolve_uri
+
+log = logging.getLogger(__name__)
+
+
+def start_sweep_run(uri: str | None, experiment_name: str, sweep_dir: Path, arguments: list[str],
+                    spec: str) -> str:
+    """One MLflow run for the whole sweep; the jobs' runs nest under it in the UI."""
+    from mlflow.entities import Param
+    from mlflow.tracking import MlflowClient
+
+    uri = resolve_uri(uri)
+    client = MlflowClient(uri)
+    run = client.create_run(experiment_id(client, experiment_name, uri),
+                            run_name=f"sweep {sweep_dir.parent.name}/{sweep_dir.name}",
+                            tags={"seg58.sweep": "true", "sweep.overrides": spec, "sweep.dir": str(sweep_dir)})
+    params = [Param(a.split("=", 1)[0].lstrip("+~"), a.split("=", 1)[1][:MAX_PARAM_CHARS])
+              for a in arguments if "=" in a]
+    if params:
+        client.log_batch(run.info.run_id, params=params[:MAX_PARAMS_PER_BATCH])
+    log.info("MLflow sweep run %s (%s)", run.info.run_id, spec)
+    return run.info.run_id
+
+
+def finish_sweep_run(uri: str | None, parent: str, failed: bool, sweep_dir: str, register: str | None = None) -> None:
+    """Leaderboard and curves onto the sweep's run, then close it (FAILED if any cell failed);
+    with `register` (tracking.register) the best run's model becomes a version of it, alias champion."""
+    from mlflow.tracking import MlflowClient
+
+    from seg58.tracking.leaderboard import publish, seed_groups, seed_markdown, to_markdown
+
+    client = MlflowClient(resolve_uri(uri))
+    try:
+        rows = publish(client, parent)
+        groups = seed_groups(rows)
+        log.info("leaderboard (MLflow sweep run %s; rebuild with `seg58 report %s`):\n%s%s",
+                 parent, sweep_dir, to_markdown(rows), "\n" + seed_markdown(groups) if groups else "")
+        if register:
+            from seg58.tracking.model import describe, register_best
+
+            try:
+                log.info("%s", describe(register_best(client, rows, register, parent)))
+            except Seg58Error as e:  # the sweep's results stand; registering can be done again
+                log.error("%s\n(retry: seg58 report %s --register %s)", e, sweep_dir, register)
+    finally:
+        client.set_terminated(parent, "FAILED" if failed else "FINISHED")
+    _log_ui_links(client, parent, rows)
+
+
+def _log_ui_links(client: Any, parent: str, rows: list[dict[str, Any]]) -> None:
+    """Straight to the sweep's runs: a new user's `mlflow ui` opens on a GenAI overview, with a
+    sweep's runs folded under its parent."""
+    from seg58.tracking.ui_links import sweep_links
+
+    log.info("%s", sweep_links(client, parent, rows))

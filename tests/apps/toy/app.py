@@ -1,0 +1,30 @@
+"""A Hydra app that is not seg58: a function of x and y. It uses seg58's sweeper only through
+`override hydra/sweeper: seg58` in its config, as any app with seg58 installed can."""
+
+import math
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float | dict:
+    if cfg.fail_above is not None and cfg.x > cfg.fail_above:
+        raise RuntimeError(f"x={cfg.x} is above fail_above={cfg.fail_above}")
+    loss = (cfg.x - 1) ** 2 + cfg.y**2
+    if cfg.steps:  # an iterative app: reports each step and may be pruned
+        from seg58.sweep.trial import current_trial
+
+        trial = current_trial()
+        for step in range(cfg.steps):
+            value = loss + 10.0 / (step + 1)
+            if trial is not None:
+                trial.report(value, step)
+                if trial.should_prune():
+                    return {"loss": value, "steps": step + 1, "stop": {"kind": "pruned", "epoch": step + 1}}
+        return {"loss": loss, "steps": cfg.steps, "root": math.sqrt(loss)}
+    return {"loss": loss, "root": math.sqrt(loss)} if cfg.as_dict else loss
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""seg58's sweeper from a Hydra app that is not seg58 (tests/apps/): chosen with
+`override hydra/sweeper: seg58`, found through Hydra's ConfigStore as any installed plugin is. A
+grid, an Optuna search with hydra-optuna-sweeper's keys, a failing trial, a dict result, resume,
+pruning from the app's own loop, and Hydra's Optuna sweeper example with only the sweeper's name
+changed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+APPS = Path(__file__).resolve().parent / "apps"
+
+
+@pytest.fixture
+def app(tmp_path):
+    """Run a copy of tests/apps/<name>/<script> in tmp_path; (CompletedProcess, summary of the newest sweep)."""
+
+    def run(name: str, script: str, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+        folder = tmp_path / name
+        if not folder.exists():
+            shutil.copytree(APPS / name, folder)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "1"}
+        env.pop("SEG58_STUDY", None)
+        out = subprocess.run([sys.executable, script, "-m", *args], cwd=folder, env=env, capture_output=True,
+                             text=True, timeout=300)
+        summaries = sorted((folder / "multirun").rglob("sweep_summary.json"), key=lambda p: p.stat().st_mtime)
+        return out, json.loads(summaries[-1].read_text()) if summaries else {}
+
+    return run
+
+
+def statuses(summary: dict) -> list[str]:
+    return [c["status"] for c in sorted(summary["cells"], key=lambda c: c["num"])]
+
+
+def test_a_grid_of_a_plain_app(app):
+    out, summary = app("toy", "app.py", "x=0,1,2", "y=0,2")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert summary["kind"] == "grid" and statuses(summary) == ["COMPLETED"] * 6
+    objectives = {tuple(c["overrides"]): c["objective"] for c in summary["cells"]}
+    assert objectives[("x=0", "y=2")] == 5.0 and objectives[("x=1", "y=0")] == 0.0  # the returned float
+    assert summary["tracking"] == {"enabled": False} and summary["mlflow_parent_run_id"] is None
+
+
+def test_a_search_with_a_failing_trial_then_resumed(app, tmp_path):
+    """n_trials makes it a search; trials that raise are recorded and do not stop it; resume
+    continues the same study in the same folder, numbering on."""
+    args = ["hydra.sweeper.n_trials=6", "x=interval(-3, 3)", "fail_above=1.5", "hydra.sweeper.sampler.seed=3"]
+    out, summary = app("toy", "app.py", *args)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert summary["kind"] == "search" and len(summary["cells"]) == 6
+    failed = [c for c in summary["cells"] if c["status"] == "FAILED"]
+    assert failed and all("above fail_above" in c["error"] for c in failed)
+    done = [c for c in summary["cells"] if c["status"] == "COMPLETED"]
+    assert all(c["params"]["x"] <= 1.5 and c["objective"] == pytest.approx((c["params"]["x"] - 1) ** 2) for c in done)
+    assert summary["best_value"] == min(c["objective"] for c in done)
+
+    sweep_dir = tmp_path / "toy" / summary["sweep_dir"]
+    out, resumed = app("toy", "app.py", f"hydra.sweeper.resume={sweep_dir}", "hydra.sweeper.n_trials=9")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert Path(resumed["sweep_dir"]) == sweep_dir
+    assert sorted(c["num"] for c in resumed["cells"]) == list(range(9))
+
+
+def test_a_dict_result_names_its_objective(app):
+    out, summary = app("toy", "app.py", "x=0,3", "as_dict=true", "hydra.sweeper.metric=loss")
+    assert out.returncode == 0, out.stderr[-3000:]
+    cells = {c["overrides"][0]: c for c in summary["cells"]}
+    assert cells["x=3"]["objective"] == 4.0 and cells["x=3"]["root"] == 2.0  # the other values are kept
+
+    out, summary = app("toy", "app.py", "hydra.sweeper.n_trials=2", "x=choice(0,3)", "as_dict=true",
+                       "hydra.sweeper.metric=nope")
+    assert out.returncode != 0  # no trial has an objective: the search failed, and says why
+    assert all("has no 'nope'" in c["error"] and "keys: loss, root" in c["error"] for c in summary["cells"])
+
+
+def test_an_app_prunes_its_own_trials(app):
+    """The app reports every step through seg58.sweep.trial; the pruner stops trials, recorded PRUNED."""
+    out, summary = app("toy", "app.py", "steps=5", "hydra.sweeper.n_trials=3", "x=choice(0,1,2)",
+                       "hydra.sweeper.metric=loss", "hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler",
+                       "+hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, upper: 6.0}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    cells = {c["params"]["x"]: c for c in summary["cells"]}
+    # loss + 10/(step+1) > 6 at step 0..1 for every x: all pruned after their first reported step
+    assert {c["status"] for c in cells.values()} == {"PRUNED"}
+    assert all(c["stop"] == {"kind": "pruned", "epoch": 1} and c["steps"] == 1 for c in cells.values())
+
+
+def test_hydras_optuna_sweeper_example_runs_with_only_the_sweeper_renamed(app):
+    """plugins/hydra_optuna_sweeper/example (sphere.py, conf/config.yaml), `optuna` -> `seg58`:
+    TPE seeded 123, float range(-5.5, 5.5, step=0.5), choice(-5, 0, 5), 20 trials."""
+    out, summary = app("sphere", "sphere.py")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert summary["kind"] == "search" and statuses(summary) == ["COMPLETED"] * 20
+    xs = {c["params"]["x"] for c in summary["cells"]}
+    assert all(-5.5 <= x <= 5.0 and (x * 2) == int(x * 2) for x in xs)  # the range's 0.5 steps, stop excluded
+    assert {c["params"]["y"] for c in summary["cells"]} <= {"-5", "0", "5"}
+    best = min(summary["cells"], key=lambda c: c["objective"])
+    assert summary["best_value"] == best["objective"] == float(best["params"]["x"]) ** 2 + int(best["params"]["y"]) ** 2
+
+    out, summary = app("sphere", "sphere.py", "error=true")  # max_failure_rate: 0.0 stops at the first failure
+    assert out.returncode != 0
+    assert "max_failure_rate=0.0 exceeded" in summary["stopped"] and len(summary["cells"]) == 1

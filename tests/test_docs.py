@@ -1,0 +1,31 @@
+"""The docs as a site: `mkdocs build --strict` (a broken link or an unlisted page fails), a short
+README that still carries the two commands CI runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+INSTALL_AND_RUN = ("python3 -m venv .venv && .venv/bin/pip install -c constraints.txt -e . && "
+                   ".venv/bin/python -m seg58 -m encoder=resnet50,convnext_tiny,swin")
+INSTALL_AND_TEST = ("python3 -m venv .venv && .venv/bin/pip install -c constraints.txt -e '.[test]' && "
+                    ".venv/bin/ruff check . && .venv/bin/python -m pytest")
+
+
+def test_the_site_builds_strictly(tmp_path):
+    out = subprocess.run([str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "--site-dir",
+                          str(tmp_path / "site")], cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (tmp_path / "site" / "architecture" / "index.html").is_file()
+    assert "imgs/s" in (tmp_path / "site" / "benchmarks" / "index.html").read_text()  # BENCHMARKS.md, included
+
+
+def test_the_readme_is_short_and_keeps_the_two_commands():
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 150
+    assert INSTALL_AND_RUN in readme and INSTALL_AND_TEST in readme
+    assert INSTALL_AND_TEST in (REPO / ".ci" / "run").read_text()  # CI runs exactly the README's test command
