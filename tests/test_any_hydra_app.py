@@ -101,10 +101,53 @@ def test_hydras_optuna_sweeper_example_runs_with_only_the_sweeper_renamed(app):
     assert summary["kind"] == "search" and statuses(summary) == ["COMPLETED"] * 20
     xs = {c["params"]["x"] for c in summary["cells"]}
     assert all(-5.5 <= x <= 5.0 and (x * 2) == int(x * 2) for x in xs)  # the range's 0.5 steps, stop excluded
-    assert {c["params"]["y"] for c in summary["cells"]} <= {"-5", "0", "5"}
+    assert {c["params"]["y"] for c in summary["cells"]} <= {-5, 0, 5}  # typed, as the example's choice() says
     best = min(summary["cells"], key=lambda c: c["objective"])
-    assert summary["best_value"] == best["objective"] == float(best["params"]["x"]) ** 2 + int(best["params"]["y"]) ** 2
+    assert summary["best_value"] == best["objective"] == best["params"]["x"] ** 2 + best["params"]["y"] ** 2
 
     out, summary = app("sphere", "sphere.py", "error=true")  # max_failure_rate: 0.0 stops at the first failure
     assert out.returncode != 0
     assert "max_failure_rate=0.0 exceeded" in summary["stopped"] and len(summary["cells"]) == 1
+
+
+def test_a_resumed_search_continues_the_samplers_stream_and_never_repeats_a_trial(app, tmp_path):
+    """Resumed with the same seed, TPE's start-up draws would come again (the sampler restarts):
+    a resumed study reseeds from the trials so far, and a configuration already COMPLETE is
+    never run twice."""
+    space = "x=choice(0,1,2,3,4,5,6,7,8,9)"
+    out, summary = app("toy", "app.py", "hydra.sweeper.n_trials=4", space)
+    assert out.returncode == 0, out.stderr[-3000:]
+    sweep_dir = tmp_path / "toy" / summary["sweep_dir"]
+    out, resumed = app("toy", "app.py", f"hydra.sweeper.resume={sweep_dir}", "hydra.sweeper.n_trials=9")
+    assert out.returncode == 0, out.stderr[-3000:]
+    xs = [c["params"]["x"] for c in resumed["cells"] if c["status"] == "COMPLETED"]
+    assert len(xs) == 9 and len(set(xs)) == 9, xs
+    assert all(isinstance(x, int) for x in xs)  # typed choices: ints, not '3'
+
+
+def test_the_grid_sampler_runs_the_params_to_exhaustion(app):
+    """hydra/sweeper/sampler=grid with no search_space: built from the params; the search ends
+    when every combination ran, whatever n_trials says."""
+    out, summary = app("toy", "app.py", "hydra/sweeper/sampler=grid", "hydra.sweeper.n_trials=20",
+                       "x=choice(0,1,2)", "y=range(0,2)")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert sorted((c["params"]["x"], c["params"]["y"]) for c in summary["cells"]) == [
+        (x, y) for x in (0, 1, 2) for y in (0, 1)]
+    out, summary = app("toy", "app.py", "hydra/sweeper/sampler=grid", "hydra.sweeper.n_trials=2", "x=interval(0,1)")
+    assert out.returncode != 0 and "needs a finite set of values" in out.stderr
+
+
+def test_an_existing_study_in_a_given_storage_is_continued(app, tmp_path):
+    """As hydra-optuna-sweeper's users expect (load_if_exists): the same study_name in the same
+    storage continues the study; its earlier trials count towards n_trials."""
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    common = [f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=mine", "x=interval(-2, 2)"]
+    out, first = app("toy", "app.py", "hydra.sweeper.n_trials=3", *common)
+    assert out.returncode == 0, out.stderr[-3000:]
+    out, second = app("toy", "app.py", "hydra.sweeper.n_trials=5", *common)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "study mine exists" in out.stderr + out.stdout
+    assert len(first["cells"]) == 3 and sorted(c["num"] for c in second["cells"]) == [3, 4]
+    import optuna
+
+    assert len(optuna.load_study(study_name="mine", storage=storage).trials) == 5

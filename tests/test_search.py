@@ -61,13 +61,14 @@ def test_search_records_completed_pruned_and_failed_trials(cli, tmp_path):
     folder = sweep_dir(tmp_path)
     cells = {c["num"]: c for c in json.loads((folder / "sweep_summary.json").read_text())["cells"]}
     assert sorted(cells) == [0, 1, 2, 3]
-    by_params = {(c["params"]["trainer.epochs"], c["params"]["loss.weights.dice"]): c for c in cells.values()}
-    assert set(by_params) == {("1", "0.5"), ("3", "0.5"), ("1", "nan"), ("3", "nan")}
-    assert by_params[("1", "0.5")]["status"] == "COMPLETED" and by_params[("1", "0.5")]["epochs_trained"] == 1
-    pruned = by_params[("3", "0.5")]
+    # choice values stay typed (ints, floats, NaN), in the summary as in the study
+    by_params = {(c["params"]["trainer.epochs"], str(c["params"]["loss.weights.dice"])): c for c in cells.values()}
+    assert set(by_params) == {(1, "0.5"), (3, "0.5"), (1, "nan"), (3, "nan")}
+    assert by_params[(1, "0.5")]["status"] == "COMPLETED" and by_params[(1, "0.5")]["epochs_trained"] == 1
+    pruned = by_params[(3, "0.5")]
     assert pruned["status"] == "PRUNED" and pruned["epochs_trained"] == 2
     assert pruned["stop"] == {"kind": "pruned", "epoch": 2, "detail": ""}
-    for key in (("1", "nan"), ("3", "nan")):
+    for key in ((1, "nan"), (3, "nan")):
         assert by_params[key]["status"] == "FAILED" and "non-finite loss" in by_params[key]["error"]
     # the study agrees
     states = {t.number: t.state.name for t in study_of(folder).trials}
@@ -81,7 +82,7 @@ def test_search_records_completed_pruned_and_failed_trials(cli, tmp_path):
     assert p.data.tags["stop_reason"] == "pruned at epoch 2"
     assert len(MlflowClient(uri).get_metric_history(p.info.run_id, "val/miou")) == 2
     assert (Path(pruned["output_dir"]) / "checkpoints" / "last.pt").is_file()
-    assert runs[str(by_params[("1", "0.5")]["num"])].info.status == "FINISHED"
+    assert runs[str(by_params[(1, "0.5")]["num"])].info.status == "FINISHED"
     (parent,) = [r for r in mlflow_runs(uri, "search", include_sweeps=True) if r.data.tags.get("seg58.sweep")]
     artifacts = {a.path for a in MlflowClient(uri).list_artifacts(parent.info.run_id, "search")}
     assert "search/optimization_history.png" in artifacts
@@ -135,7 +136,24 @@ def test_search_prunes_through_local_parallel_with_two_trials_in_flight(cli, tmp
     assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
     cells = {c["params"]["trainer.epochs"]: c for c in
              json.loads((sweep_dir(tmp_path) / "sweep_summary.json").read_text())["cells"]}
-    assert (cells["1"]["status"], cells["3"]["status"], cells["3"]["epochs_trained"]) == ("COMPLETED", "PRUNED", 2)
+    assert (cells[1]["status"], cells[3]["status"], cells[3]["epochs_trained"]) == ("COMPLETED", "PRUNED", 2)
     assert all(c["job_id"] for c in cells.values())  # submitit jobs, not in-process
     logs = [p.read_text() for p in sweep_dir(tmp_path).glob("[01]/seg58.log")]
     assert len(logs) == 2 and all("threads=1 " in log for log in logs)  # the 2 cores shared by 2 trials
+
+
+def test_a_value_fixed_on_the_command_line_wins_over_the_presets_space(cli, tmp_path):
+    """`python -m seg58 -m search=lr_wd loss=dice` (issue #19): the preset searches loss, the
+    command line fixes it, so every trial trains Dice and the study does not search loss."""
+    res = cli("-m", "search=lr_wd", "loss=dice", *SMOKE, "hydra.sweeper.n_trials=2", "trainer.epochs=1",
+              timeout=600)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    assert "loss=dice is fixed on the command line: not searched" in res.stdout + res.stderr
+    folder = sweep_dir(tmp_path)
+    cells = json.loads((folder / "sweep_summary.json").read_text())["cells"]
+    assert len(cells) == 2 and all(set(c["params"]) == {"optim.lr", "optim.weight_decay"} for c in cells)
+    assert all([o for o in c["overrides"] if o.startswith("loss=")] == ["loss=dice"] for c in cells)
+    assert all(set(t.params) == {"optim.lr", "optim.weight_decay"} for t in study_of(folder).trials)
+    runs = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke")
+    assert len(runs) == 2
+    assert {r.data.params["loss._target_"] for r in runs} == {"segmentation_models_pytorch.losses.DiceLoss"}

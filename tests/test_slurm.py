@@ -165,13 +165,13 @@ def test_search_prunes_through_slurm_with_trials_in_flight(slurm, tmp_path):
     rc, out = run(*SMOKE, *PRUNING_SEARCH, "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2", timeout=400)
     assert rc == 0, out[-3000:]
     cells = {c["params"]["trainer.epochs"]: c for c in summary(tmp_path)}
-    assert cells["1"]["status"] == "COMPLETED" and cells["3"]["status"] == "PRUNED"
-    assert cells["3"]["epochs_trained"] == 2
+    assert cells[1]["status"] == "COMPLETED" and cells[3]["status"] == "PRUNED"
+    assert cells[3]["epochs_trained"] == 2
     for c in cells.values():  # a pruned trial is a job that ended normally
         assert sacct_states(env, c["job_id"]) == ["COMPLETED"]
     runs = {r.data.tags["search.trial"]: r for r in mlflow_runs(env["MLFLOW_TRACKING_URI"], "smoke")}
-    assert runs[str(cells["3"]["num"])].data.tags["stop.epoch"] == "2"
-    assert runs[str(cells["1"]["num"])].info.status == "FINISHED"
+    assert runs[str(cells[3]["num"])].data.tags["stop.epoch"] == "2"
+    assert runs[str(cells[1]["num"])].info.status == "FINISHED"
     from seg58.sweep.study import StudySpec
 
     (state,) = tmp_path.glob("multirun/*/*/search.json")
@@ -244,7 +244,7 @@ def test_detached_search_runs_under_its_driver(slurm, tmp_path):
     assert sacct_states(env, driver) == ["COMPLETED"]
     cells = json.loads((sweep_dir / "sweep_summary.json").read_text())["cells"]
     cells = {c["params"]["trainer.epochs"]: c for c in cells}
-    assert cells["1"]["status"] == "COMPLETED" and cells["3"]["status"] == "PRUNED"
+    assert cells[1]["status"] == "COMPLETED" and cells[3]["status"] == "PRUNED"
     from seg58.sweep.study import StudySpec
 
     study = StudySpec(**json.loads((sweep_dir / "search.json").read_text())["study"]).load()

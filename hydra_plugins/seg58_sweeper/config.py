@@ -68,8 +68,9 @@ SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "cmaes": "CmaEsSampl
 
 store = ConfigStore.instance()
 store.store(group="hydra/sweeper", name="seg58", node=Seg58SweeperConf, provider="seg58")
-for name, cls in SAMPLERS.items():
+for name, cls in SAMPLERS.items():  # the grid's search_space comes from the params (seg58/sweep/samplers.py)
+    extra = {"_partial_": True} if name == "grid" else {"seed": None}
     store.store(group="hydra/sweeper/sampler", name=name, provider="seg58",
-                node={"_target_": f"optuna.samplers.{cls}", **({} if name == "grid" else {"seed": None})})
+                node={"_target_": f"optuna.samplers.{cls}", **extra})
 store.store(group="hydra/launcher", name="seg58_slurm", node=Seg58SlurmConf(), provider="seg58")
 store.store(group="hydra/launcher", name="seg58_local", node=Seg58LocalConf(), provider="seg58")

@@ -24,8 +24,9 @@ from seg58.base.names import JOURNAL_FILE, MULTIRUN_CONFIG, STUDY_ENV, SUMMARY_F
 from seg58.base.names import SEARCH_STATE_FILE as STATE_FILE
 from seg58.sweep.book import OK_STATES, SweepBook
 from seg58.sweep.pool import JobPool
+from seg58.sweep.samplers import resumed_sampler, with_grid
 from seg58.sweep.space import parse_space, plain, trial_overrides
-from seg58.sweep.study import StudySpec, instantiate_spec
+from seg58.sweep.study import StudySpec, instantiate_spec, study_exists
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +67,12 @@ class Search:
             self.n_trials = state["n_trials"]
             space, _ = parse_space(state["params"], [])
             self._space_text = state["params"]
-            sampler = instantiate_spec(state["sampler"]) if state.get("sampler") else None
             self.custom_search_space = state.get("custom_search_space")
             self.metric = self.book.metric = spec.metric
-            return spec.load(sampler=sampler), spec, space, state["fixed"], state.get("mlflow_parent_run_id")
+            study = spec.load()
+            study.sampler = resumed_sampler(with_grid(state.get("sampler"), space),
+                                            len(study.get_trials(deepcopy=False)))
+            return study, spec, space, state["fixed"], state.get("mlflow_parent_run_id")
         import optuna
 
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).resolve()
@@ -78,11 +81,17 @@ class Search:
                          study_name=self.study_name or f"seg58-{sweep_dir.parent.name}-{sweep_dir.name}",
                          metric=self.metric, direction=self.direction, pruner=self.pruner)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        study = optuna.create_study(storage=spec.storage_object(), study_name=spec.study_name,
-                                    direction=self.direction, pruner=spec.make_pruner(),
+        self.sampler = with_grid(self.sampler, space)
+        storage = spec.storage_object()
+        if self.storage and self.study_name and study_exists(storage, self.study_name):
+            log.info("study %s exists in %s: continuing it (its trials count towards n_trials=%d)",
+                     self.study_name, self.storage, self.n_trials)
+        study = optuna.create_study(storage=storage, study_name=spec.study_name, direction=self.direction,
+                                    pruner=spec.make_pruner(), load_if_exists=True,
                                     sampler=instantiate_spec(self.sampler) if self.sampler else None)
         raw = {k: str(v) for k, v in (self.params or {}).items()}
         raw.update({a.split("=", 1)[0]: a.split("=", 1)[1] for a in arguments if a not in fixed})
+        raw = {k: v for k, v in raw.items() if k in space}  # not the keys the command line fixed
         self._state = {"study": spec.__dict__, "n_trials": self.n_trials, "params": raw, "fixed": fixed,
                        "sampler": self.sampler, "custom_search_space": self.custom_search_space}
         self._space_text = raw
@@ -125,8 +134,8 @@ class Search:
         OmegaConf.save(self.config, book.sweep_dir / MULTIRUN_CONFIG)
         extend = self._custom_space()
 
-        def counted() -> int:  # trials that ended on their own (not interrupted by a crash)
-            interrupted = set(study.user_attrs.get("interrupted", []))
+        def counted() -> int:  # trials that ended on their own (not interrupted by a crash, not a repeat)
+            interrupted = set(study.user_attrs.get("interrupted", [])) | set(study.user_attrs.get("repeats", []))
             return sum(1 for t in study.get_trials(deepcopy=False)
                        if t.state not in (TrialState.RUNNING, TrialState.WAITING) and t.number not in interrupted)
 
@@ -141,9 +150,9 @@ class Search:
 
         while pool.busy() or more():
             while pool.free() > 0 and more():
-                trial = study.ask(space)
-                if extend is not None:
-                    extend(self.config, trial)
+                trial = self._ask(study, space, extend)
+                if trial is None:  # the sampler proposes only what was tried already
+                    break
                 overrides = trial_overrides(trial.params, fixed)
                 problems = book.problems(overrides)
                 if problems:  # refused before it starts: recorded, never launched
@@ -173,6 +182,28 @@ class Search:
         book.finish(f"more trials: {book.hooks.rerun_command(self.config)} hydra.sweeper.resume={book.sweep_dir} "
                     f"hydra.sweeper.n_trials=<total>", fail=not completed)
         return returns
+
+    def _ask(self, study: Any, space: dict[str, Any], extend: Any, attempts: int = 100) -> Any:
+        """A trial whose parameters no COMPLETE or PRUNED trial of the study has run: a repeat
+        is told FAIL (user attr `repeat_of`, not counted) and the sampler asked again. None when
+        it keeps proposing repeats: the search space is exhausted, and the search ends."""
+        from optuna.trial import TrialState
+
+        done = {_key(t.params): t.number for t in study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))}
+        for _ in range(attempts):
+            trial = study.ask(space)
+            if extend is not None:
+                extend(self.config, trial)
+            if _key(trial.params) not in done:
+                return trial
+            trial.set_user_attr("repeat_of", done[_key(trial.params)])
+            study.set_user_attr("repeats", [*study.user_attrs.get("repeats", []), trial.number])
+            self._tell_study(study, trial, state=TrialState.FAIL)
+        log.info("the sampler proposed %d configurations in a row that were already tried: the search space "
+                 "looks exhausted; no new trials", attempts)
+        self._exhausted = True
+        return None
 
     def _tell(self, study: Any, trial: Any, ret: JobReturn, info: dict, book: SweepBook,
               cancelled: str | None = None) -> None:
@@ -253,6 +284,10 @@ def _no_objective(ret: JobReturn, metric: str | None) -> str:
     if isinstance(value, dict) and metric not in value:
         return f"the task's result has no {metric!r} (hydra.sweeper.metric); keys: {', '.join(map(str, value))}"
     return f"no finite {metric} (NaN trial)"
+
+
+def _key(params: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, type(v).__name__, v) for k, v in params.items()))
 
 
 def _refused(overrides: list[str], problems: list[str]) -> JobReturn:

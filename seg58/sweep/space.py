@@ -1,59 +1,55 @@
 """hydra.sweeper.params in Hydra's override grammar (the key names and grammar of
 hydra-optuna-sweeper) -> Optuna distributions, plus the plain overrides every trial shares.
 
-  choice(a, b, c) or a,b,c       categorical
+  choice(a, b, c) or a,b,c       categorical, values typed (1 is an int, true a bool, 0.5 a float)
   range(start, stop[, step])     stepped values, stop excluded (like a grid's range); floats allowed
+  shuffle(range(...))            categorical of the range's values
   interval(low, high)            uniform float; tag(log, interval(...)) log-uniform;
-                                 tag(int, interval(...)) integers (with log: log-uniform integers)
+  int(interval(...))             integers, as tag(int, interval(...)) (with log: log-uniform integers)
+
+A key given one value on the command line is fixed for every trial and leaves the space: the
+study's parameters then say what really ran.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Transformer
 from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+PLAIN_STRING = re.compile(r"[A-Za-z_][\w./:@-]*")  # needs no quotes in an override
 
 
 def parse_space(params: dict[str, Any] | None, arguments: list[str]) -> tuple[dict[str, Any], list[str]]:
-    """(distributions by override key, fixed overrides); command-line sweeps join the params."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
+    """(distributions by override key, fixed overrides); command-line sweeps join the params, and
+    a key the command line fixes to one value leaves the space."""
     from seg58.base.errors import ConfigError
 
-    lines = [f"{k}={v}" for k, v in (params or {}).items()] + list(arguments)
+    parser = OverridesParser.create()
+    given = parser.parse_overrides(list(arguments))
+    pinned = {o.key_or_group: o.input_line for o in given if not o.is_sweep_override()}
     space: dict[str, Any] = {}
     fixed: list[str] = []
     problems = []
-    for override in OverridesParser.create().parse_overrides(lines):
+    for override in [*parser.parse_overrides([f"{k}={v}" for k, v in (params or {}).items()]), *given]:
         key = override.get_key_element()
         if not override.is_sweep_override():
             fixed.append(override.input_line)
             continue
-        value, tags = override.value(), set(getattr(override.value(), "tags", set()) or set())
-        if override.is_choice_sweep():
-            space[key] = CategoricalDistribution(list(override.sweep_string_iterator()))
-        elif override.is_range_sweep():
-            if value.step <= 0 or value.stop - value.step < value.start:
-                problems.append(f"{override.input_line}: an empty range")
-                continue
-            if all(isinstance(v, int) for v in (value.start, value.stop, value.step)):
-                space[key] = IntDistribution(int(value.start), int(value.stop - value.step), step=int(value.step))
-            else:  # float bounds or step: the stepped values below stop, as a grid's range gives them
-                last = value.start + value.step * math.ceil((value.stop - value.start) / value.step - 1)
-                space[key] = FloatDistribution(float(value.start), float(last), step=float(value.step))
-        elif override.is_interval_sweep():
-            low, high = value.start, value.end
-            if not low < high or ("log" in tags and low <= 0):
-                problems.append(f"{override.input_line}: needs low < high (and low > 0 with log)")
-                continue
-            if "int" in tags:
-                space[key] = IntDistribution(int(low), int(high), log="log" in tags)
-            else:
-                space[key] = FloatDistribution(low, high, log="log" in tags)
-        else:
-            problems.append(f"{override.input_line}: not a search space (use choice, range or interval)")
+        if override.key_or_group in pinned:
+            log.info("%s is fixed on the command line: not searched (was %s)", pinned[override.key_or_group],
+                     override.input_line)
+            continue
+        try:
+            space[key] = distribution(override)
+        except ValueError as e:
+            problems.append(f"{override.input_line}: {e}")
     if problems:
         raise ConfigError(problems)
     if not space:
@@ -62,13 +58,50 @@ def parse_space(params: dict[str, Any] | None, arguments: list[str]) -> tuple[di
     return space, fixed
 
 
+def distribution(override: Any) -> Any:
+    """One sweep override -> its Optuna distribution (ValueError: why it is not one)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    value = override.value()
+    tags = set(getattr(value, "tags", None) or ())
+    if override.is_choice_sweep() or (override.is_range_sweep() and value.shuffle):
+        values = list({(type(v), v): v for v in override.sweep_iterator(transformer=Transformer.encode)}.values())
+        if value.shuffle:  # shuffle(...): one fixed order, so that a resumed study sees the same space
+            values.sort(key=lambda v: (type(v).__name__, v if isinstance(v, (int, float)) else str(v)))
+        return CategoricalDistribution(values)
+    if override.is_range_sweep():
+        if value.step <= 0 or value.stop - value.step < value.start:
+            raise ValueError("an empty range")
+        if all(isinstance(v, int) for v in (value.start, value.stop, value.step)):
+            return IntDistribution(value.start, value.stop - value.step, step=value.step)
+        # float bounds or step: the stepped values below stop, as a grid's range gives them
+        last = value.start + value.step * math.ceil((value.stop - value.start) / value.step - 1)
+        return FloatDistribution(float(value.start), float(last), step=float(value.step))
+    if override.is_interval_sweep():
+        low, high, log_scale = value.start, value.end, "log" in tags
+        if not low < high or (log_scale and low <= 0):
+            raise ValueError("needs low < high (and low > 0 with log)")
+        if "int" in tags or (isinstance(low, int) and isinstance(high, int)):  # tag(int, ...) or int(interval(...))
+            return IntDistribution(int(low), int(high), log=log_scale)
+        return FloatDistribution(float(low), float(high), log=log_scale)
+    raise ValueError("not a search space (use choice, range or interval)")
+
+
 def trial_overrides(params: dict[str, Any], fixed: list[str]) -> list[str]:
     """The overrides one trial runs with: the shared ones, then the sampled values."""
     return [*fixed, *(f"{k}={_format(v)}" for k, v in params.items())]
 
 
 def _format(value: Any) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
+    """A sampled value as Hydra parses it back to the same type and value."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value)
+    if PLAIN_STRING.fullmatch(text) and text.lower() not in ("true", "false", "null", "nan", "inf"):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def plain(node: Any) -> Any:

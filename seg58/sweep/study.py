@@ -57,6 +57,12 @@ class StudySpec:
                                  pruner=self.make_pruner(), sampler=sampler)
 
 
+def study_exists(storage: Any, name: str) -> bool:
+    import optuna
+
+    return name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
+
+
 def instantiate_spec(spec: dict[str, Any]) -> Any:
     """{"_target_": "optuna.samplers.TPESampler", "seed": 1} -> the object."""
     from hydra.utils import instantiate
