@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import segmentation_models_pytorch as smp
 import torch
-from conftest import mlflow_runs
-from test_configs import make
+from conftest import make, mlflow_runs
 
 from seg58.base.classes import CLASS_NAMES
 from seg58.build import factory

@@ -27,7 +27,7 @@ from seg58.commands.report import main as report_main
 from seg58.tracking.leaderboard import leaderboard
 from seg58.tracking.model import register_best, tracking_uri
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NAME = "seg58-test"
 # two uint8 images of sizes the model never trained at (smoke trains at 64 px); (H, W)
 SIZES = {"wide": (50, 70), "tall": (90, 41)}

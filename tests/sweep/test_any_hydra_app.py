@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-APPS = Path(__file__).resolve().parent / "apps"
+APPS = Path(__file__).resolve().parents[1] / "apps"
 
 
 @pytest.fixture

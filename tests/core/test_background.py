@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import segmentation_models_pytorch as smp
 import torch
-from conftest import mlflow_runs
-from test_configs import make
+from conftest import make, mlflow_runs
 
 from seg58.build import factory
 from seg58.build.config_checks import config_problems
