@@ -5,7 +5,7 @@ rows of `--side` x `--side` RGB scans in row groups of `--row-group` rows, with 
 release, including those the importer must not read (annotation_rgb and long descriptions). The
 scans are smooth gradients stored as uncompressed PNG: quick to generate, yet each weighs what an
 incompressible photograph would (3 bytes per pixel); masks and annotation_rgb are flat colours and
-compress well, as the release's do. Then runs the importer (`python -m seg58.data.artefact_import`)
+compress well, as the release's do. Then runs the importer (`python -m seg58.commands.import_artefact`)
 in a subprocess and prints its peak RSS next to the shard's size and one scan's decoded size.
 
 The peak is the child's own VmHWM (/proc/self/status, read as it exits): getrusage's ru_maxrss of
@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=6)
     parser.add_argument("--row-group", type=int, default=2, help="rows per parquet row group")
     parser.add_argument("--max-side", type=int, default=1024, help="the importer's --max-side")
-    parser.add_argument("--importer", help="a .py file to run instead of seg58.data.artefact_import")
+    parser.add_argument("--importer", help="a .py file to run instead of seg58.commands.import_artefact")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="seg58-importer-memory-") as tmp:
         shard = Path(tmp) / "hf" / "train-00000-of-00001.parquet"
@@ -104,7 +104,7 @@ def main() -> None:
                 columns[chunk.path_in_schema.split(".")[0]] += chunk.total_uncompressed_size
         argv = ["--source", str(shard.parent), "--out", str(Path(tmp) / "out"), "--max-side", str(args.max_side)]
         run = (f"runpy.run_path({args.importer!r}, run_name='__main__')" if args.importer else
-               "runpy.run_module('seg58.data.artefact_import', run_name='__main__', alter_sys=True)")
+               "runpy.run_module('seg58.commands.import_artefact', run_name='__main__', alter_sys=True)")
         code = (f"import runpy, sys\nsys.argv = ['importer', *{argv!r}]\ntry:\n    {run}\nfinally:\n"
                 "    print(next(line for line in open('/proc/self/status') if line.startswith('VmHWM')))")
         start = time.perf_counter()

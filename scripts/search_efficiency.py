@@ -38,7 +38,7 @@ def run_arm(folder: Path, trials: int, epochs: int, extra: list[str], arm: list[
     wall = time.perf_counter() - start
     (summary,) = folder.glob("multirun/*/*/sweep_summary.json")
     cells = json.loads(summary.read_text())["cells"]
-    return {"trials": len(cells), "epochs": sum(c["epochs_trained"] or 0 for c in cells),
+    return {"trials": len(cells), "epochs": sum(c.get("epochs_trained") or 0 for c in cells),
             "pruned": sum(c["status"] == "PRUNED" for c in cells), "wall_s": wall,
             "best": max((c["objective"] for c in cells if c["objective"] is not None), default=float("nan"))}
 

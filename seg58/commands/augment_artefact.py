@@ -4,6 +4,7 @@ kept on one side of every split) (seg58/data/augment.py)."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from seg58.data.augment import augment_folder
 from seg58.data.folder import scan_folder
@@ -20,3 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     out = augment_folder(args.source, args.out, args.copies, args.seed)
     print(f"{out}: {len(scan_folder(out))} image/mask pairs; train on it with data=artefact_augmented")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

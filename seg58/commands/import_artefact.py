@@ -4,6 +4,7 @@ else the hub) -> an image/mask folder seg58 trains on (seg58/data/artefact_impor
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from seg58.data.artefact_import import download, import_artefact
@@ -23,3 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {n} image/mask pairs to {args.out}; check them with: "
           f"python -m seg58 check-data data=artefact data.root={args.out}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,13 +19,12 @@ log = logging.getLogger(__name__)
 
 class SegmentationSweepHooks(SweepHooks):
     def program(self, config: Any) -> list[str]:
-        command = [sys.executable, "-u", "-m", "seg58"]
-        name = config.hydra.job.config_name if config is not None else None
-        return [*command, "--config-name", name] if name and name != "config" else command
+        return [sys.executable, "-u", "-m", "seg58"]  # the driver adds --config-name when it is not the default
 
     def rerun_command(self, config: Any) -> str:
-        choice = config.hydra.runtime.choices.get("launcher") if config is not None else None
-        return f"python -m seg58 -m launcher={choice or 'slurm'}"
+        """`seg58 collect` (no config) finishes detached sweeps, which run on SLURM."""
+        choice = config.hydra.runtime.choices.get("launcher") if config is not None else "slurm"
+        return f"python -m seg58 -m launcher={choice or 'local'}"
 
     def cell_problems(self, cfg: Any) -> list[str]:
         from seg58.build.config_checks import config_problems
@@ -72,9 +71,10 @@ class SegmentationSweepHooks(SweepHooks):
         except Exception as e:  # plots are a convenience: never fail a finished search for them
             log.warning("search plots not logged: %s: %s", type(e).__name__, e)
 
-    def progress(self, tracking: dict[str, Any], cell: dict[str, Any]) -> CellProgress | None:
+    def progress(self, tracking: dict[str, Any], cell: dict[str, Any], metric: str | None) -> CellProgress | None:
         if not tracking.get("enabled"):
             return None
         from seg58.tracking.run_progress import run_progress
 
-        return CellProgress(*run_progress(tracking["uri"], Path(cell.get("output_dir", "")) / RUN_ID_FILE))
+        return CellProgress(*run_progress(tracking["uri"], Path(cell.get("output_dir", "")) / RUN_ID_FILE,
+                                          metric or "val/miou"))

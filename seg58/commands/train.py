@@ -129,9 +129,6 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
     from seg58.build.config_checks import check_config
     from seg58.engine.hooks import EarlyStopping
     from seg58.engine.runtime import autocast_dtype, available_cpus, precision_name
-    from seg58.engine.visuals import BestEpochVisuals
-    from seg58.tracking.run_logger import MlflowCallback
-    from seg58.tracking.store import check_reachable, record_failed_run
 
     check_config(cfg)
     rt = factory.runtime(cfg)
@@ -142,6 +139,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
     tags = {**(tags or {}), "precision": precision}
     run_name = cfg.tracking.run_name or f"{cfg.model.arch}-{cfg.encoder.name}".lower()
     if cfg.tracking.enabled:
+        from seg58.tracking.store import check_reachable, record_failed_run
+
         check_reachable(cfg.tracking.uri)  # before the expensive part
     try:
         splits = factory.data_splits(cfg, io_threads=max(1, rt.threads))
@@ -156,8 +155,12 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
         callbacks.append(EarlyStopping(cfg.trainer.patience, cfg.trainer.min_delta))
     visuals_dir = run_dir / VISUALS_DIR if run_dir and cfg.trainer.visuals else None
     if visuals_dir is not None:  # before the tracker, which logs the folder at the end
+        from seg58.engine.visuals import BestEpochVisuals
+
         callbacks.append(BestEpochVisuals(splits.val, visuals_dir, cfg.trainer.visuals))
     if cfg.tracking.enabled:
+        from seg58.tracking.run_logger import MlflowCallback
+
         data = factory.lineage(cfg, splits, max(1, rt.threads))
         log.info("dataset %s: digest %s, %.1f MB (lineage in %.2f s)", data.name, data.digest,
                  data.n_bytes / 2**20, data.seconds)

@@ -31,8 +31,6 @@ MASK_MODES = ("L", "P", "I", "I;16")
 VALID_LABELS = frozenset(range(NUM_CLASSES)) | {IGNORE_INDEX}
 
 
-
-
 @dataclass(frozen=True)
 class Sample:
     id: str

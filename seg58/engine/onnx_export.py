@@ -38,8 +38,6 @@ OPSET = 17
 INPUT, OUTPUT = "image", "logits"
 
 
-
-
 class FineLogits(nn.Module):
     """The fine-class logits of any seg58 model as one tensor (ONNX wants tensors, not dicts)."""
 

@@ -32,8 +32,6 @@ def _as_float(out: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor | dic
     return {k: v.float() for k, v in out.items()} if isinstance(out, dict) else out.float()
 
 
-
-
 class Callback:
     """A trainer hook. Every method does nothing by default (like detectron2's HookBase), so a
     callback overrides only what it needs and the trainer never probes with hasattr."""

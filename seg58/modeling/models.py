@@ -23,7 +23,6 @@ from seg58.modeling.hub_weights import (
 log = logging.getLogger(__name__)
 
 
-
 # Architectures that need an encoder with dilated convolutions (output_stride < 32), and the
 # factor every input side must be divisible by.
 NEEDS_DILATION = {"deeplabv3", "deeplabv3plus"}

@@ -38,6 +38,7 @@ class SweepBook:
         self.max_failures, self.max_failure_rate = max_failures, max_failure_rate
         self.hooks = hooks or SweepHooks()
         self.metric = metric  # the returned dict's key that is the objective (None: the task returns a float)
+        self.rate_window = 1  # max_failure_rate applies once this many cells ended (the jobs in flight)
         self.cells: list[dict[str, Any]] = []
         self.parent: str | None = None
         self.extra: dict[str, Any] = {}  # sweep-level facts for the summary (the study, why it stopped, ...)
@@ -82,6 +83,7 @@ class SweepBook:
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         if isinstance(self.launcher, LocalLauncher):  # subprocesses on this machine, side by side
             os.environ[CONCURRENT_JOBS_ENV] = str(concurrent_jobs)
+        self.rate_window = max(1, concurrent_jobs)  # like hydra-optuna-sweeper's rate over a batch
         self.tracking, self.parent = self.hooks.open_sweep(self.base or self.config, self.sweep_dir, arguments,
                                                            spec or " ".join(arguments), parent)
 
@@ -148,7 +150,7 @@ class SweepBook:
         ended = sum(c["status"] not in LIVE_STATES and not c.get("cancelled_by_sweep") for c in self.cells)
         if self.max_failures is not None and failed >= self.max_failures:
             why = f"hydra.sweeper.max_failures={self.max_failures} reached"
-        elif self.max_failure_rate is not None and ended and failed / ended > self.max_failure_rate:
+        elif self.max_failure_rate is not None and ended >= self.rate_window and failed / ended > self.max_failure_rate:
             why = f"hydra.sweeper.max_failure_rate={self.max_failure_rate} exceeded ({failed} of {ended})"
         else:
             return None

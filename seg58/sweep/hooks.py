@@ -52,6 +52,6 @@ class SweepHooks:
     def publish_study(self, tracking: dict[str, Any], parent: str | None, study: Any) -> None:
         """A finished search's study (plots onto the sweep's tracking run)."""
 
-    def progress(self, tracking: dict[str, Any], cell: dict[str, Any]) -> CellProgress | None:
-        """How far a cell has come, for `seg58 status`."""
+    def progress(self, tracking: dict[str, Any], cell: dict[str, Any], metric: str | None) -> CellProgress | None:
+        """How far a cell has come in `metric` (the sweep's hydra.sweeper.metric), for `seg58 status`."""
         return None

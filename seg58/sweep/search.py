@@ -69,9 +69,8 @@ class Search:
             self._space_text = state["params"]
             self.custom_search_space = state.get("custom_search_space")
             self.metric = self.book.metric = spec.metric
-            study = spec.load()
-            study.sampler = resumed_sampler(with_grid(state.get("sampler"), space),
-                                            len(study.get_trials(deepcopy=False)))
+            tried = len(spec.load().get_trials(deepcopy=False))
+            study = spec.load(sampler=resumed_sampler(with_grid(state.get("sampler"), space), tried))
             return study, spec, space, state["fixed"], state.get("mlflow_parent_run_id")
         import optuna
 

@@ -74,8 +74,10 @@ def distribution(override: Any) -> Any:
             raise ValueError("an empty range")
         if all(isinstance(v, int) for v in (value.start, value.stop, value.step)):
             return IntDistribution(value.start, value.stop - value.step, step=value.step)
-        # float bounds or step: the stepped values below stop, as a grid's range gives them
-        last = value.start + value.step * math.ceil((value.stop - value.start) / value.step - 1)
+        # float bounds or step: the stepped values below stop, as a grid's range gives them (rounded,
+        # so that 0.1 steps do not lose their last value to 0.8999999999999999)
+        n = math.ceil(round((value.stop - value.start) / value.step, 9))
+        last = round(value.start + value.step * (n - 1), 12)
         return FloatDistribution(float(value.start), float(last), step=float(value.step))
     if override.is_interval_sweep():
         low, high, log_scale = value.start, value.end, "log" in tags

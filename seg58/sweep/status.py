@@ -65,7 +65,7 @@ def status_table(sweep_dir: Path, hooks: SweepHooks | None = None) -> str:
         state, elapsed = c["status"], duration(c.get("elapsed_s"))
         if c["status"] in LIVE_STATES and c.get("job_id") in states:
             state, elapsed = states[c["job_id"]]
-        epochs, last, best, seconds = book.hooks.progress(book.tracking, c) or (None, None, None, None)
+        epochs, last, best, seconds = book.hooks.progress(book.tracking, c, book.metric) or (None, None, None, None)
         if elapsed == "-" and seconds is not None:
             elapsed = duration(seconds)
         counts[state] = counts.get(state, 0) + 1

@@ -47,7 +47,7 @@ def leaderboard(client: Any, parent_id: str) -> list[dict[str, Any]]:
                                default=math.nan),
             "time_s": (end - info.start_time) / 1000 if end else math.nan,
             "epochs": int(m["epochs_trained"]) if "epochs_trained" in m else None,
-            "status": "PRUNED" if run.data.tags.get(STOP_KIND_TAG) == StopKind.pruned.value else info.status,
+            "status": "PRUNED" if _pruned(run.data.tags) else info.status,
         })
     _keep_varying_overrides(rows)
     rows.sort(key=lambda r: (r["status"] not in ("FINISHED", "PRUNED"),
@@ -55,6 +55,11 @@ def leaderboard(client: Any, parent_id: str) -> list[dict[str, Any]]:
     for i, r in enumerate(rows, 1):
         r["rank"] = i
     return rows
+
+
+def _pruned(tags: dict[str, str]) -> bool:
+    """stop.kind since issue #17; runs logged before it carry pruned=true."""
+    return tags.get(STOP_KIND_TAG) == StopKind.pruned.value or tags.get("pruned") == "true"
 
 
 def _keep_varying_overrides(rows: list[dict[str, Any]]) -> None:

@@ -19,7 +19,6 @@ from seg58.base.names import (
     BEST_CHECKPOINT,
     CHECKPOINT_DIR,
     PARENT_RUN_TAG,
-    RUN_ID_FILE,
     STOP_EPOCH_TAG,
     STOP_KIND_TAG,
     STOP_REASON_TAG,
@@ -118,7 +117,7 @@ class MlflowCallback(Callback):
             log.info("MLflow: resuming run %s", self.run_id)
         else:
             self._start_run()
-        trainer.meta[RUN_ID_FILE] = self.run_id  # the run this checkpoint logs to
+        trainer.meta["mlflow_run_id"] = self.run_id  # the run this checkpoint logs to
         if self.system_metrics:
             self._start_monitor(resumed)
         self._log_missing_epochs(trainer.history)
@@ -255,7 +254,7 @@ class MlflowCallback(Callback):
                 self.client.set_tag(self.run_id, key, str(value))
         self.client.set_terminated(self.run_id, "KILLED" if pruned else "FINISHED")  # a pruned trial: kept, marked
 
-    # -- the best model as an MLflow Model (tracking.log_model; seg58/mlflow_model.py) ------------
+    # -- the best model as an MLflow Model (tracking.log_model; seg58/tracking/model.py) ------------
     def _log_model(self, best: Path) -> None:
         """A model that cannot be logged costs the run its model, not its results: warned and tagged."""
         from seg58.tracking.model import log_best_model

@@ -21,8 +21,6 @@ MAX_PARAM_CHARS = 6000  # characters of one param value
 MAX_TAG_CHARS = 5000  # an error message kept in a tag (readable in the UI)
 
 
-
-
 @contextmanager
 def _quick_requests() -> Iterator[None]:
     """A reachability probe should answer in seconds, not after MLflow's minutes of retries."""

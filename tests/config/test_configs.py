@@ -210,7 +210,7 @@ def test_group_files_do_not_restate_schema_defaults(group):
         found = _restated(raw, getattr(schema, SCHEMAS[group]), f"{group}.")
         if found:
             restated[path.name] = found
-    assert restated == {}, f"the schema (seg58/config.py) already sets these: {restated}"
+    assert restated == {}, f"the schema (seg58/build/schema.py) already sets these: {restated}"
 
 
 def test_the_restatement_check_finds_a_restated_default():
@@ -218,3 +218,18 @@ def test_the_restatement_check_finds_a_restated_default():
 
     assert _restated({"epochs": 15, "batch_size": 4}, schema.TrainerConf, "trainer.") == ["trainer.epochs=15"]
     assert _restated({"synthetic": {"size": 160}}, schema.DataConf, "data.") == ["data.synthetic.size=160"]
+
+
+def test_the_launcher_keys_of_ours_are_exactly_those_never_passed_to_submitit():
+    """seg58.sweep.launchers.OWN_KEYS must name every key seg58's launcher schemas add to
+    hydra-submitit-launcher's: one left out would reach submitit's executor and fail there."""
+    from dataclasses import fields
+
+    from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
+    from hydra_plugins.seg58_sweeper.config import Seg58LocalConf, Seg58SlurmConf
+    from seg58.sweep.launchers import OWN_KEYS
+
+    def added(ours, theirs):
+        return {f.name for f in fields(ours)} - {f.name for f in fields(theirs)}
+
+    assert added(Seg58SlurmConf, SlurmQueueConf) | added(Seg58LocalConf, LocalQueueConf) == OWN_KEYS

@@ -15,7 +15,7 @@ from seg58.modeling.hierarchy import HierarchicalLoss, targets
 from seg58.modeling.models import build_model
 
 SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
-# The documented groups (README, seg58/hierarchy.py), written out by name; None = not scored (255).
+# The documented groups (README, seg58/modeling/hierarchy.py), written out by name; None = not scored (255).
 DOCUMENTED = {
     "seg58": {0: ["Clean"],
               1: ["Material loss", "Peel", "Scratch", "Fold", "Cracks", "Puncture", "Burn marks"],

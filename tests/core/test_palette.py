@@ -8,7 +8,7 @@ from PIL import Image
 from seg58.engine.inference import write_prediction
 from seg58.engine.visuals import colorize
 
-# The dataset card's colours, written out here independently of seg58/classes.py.
+# The dataset card's colours, written out here independently of seg58/base/classes.py.
 CARD = {
     "Clean": "#000000", "Material loss": "#1CE6FF", "Peel": "#FF34FF", "Dust": "#FF4A46",
     "Scratch": "#008941", "Hair": "#006FA6", "Dirt": "#A30059", "Fold": "#FFA500", "Writing": "#7A4900",

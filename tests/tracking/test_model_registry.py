@@ -116,7 +116,7 @@ def fresh(sweep, tmp_path_factory) -> dict:
 
 @pytest.mark.slow
 def test_model_loads_in_a_fresh_process_and_predicts_like_seg58_predict(in_sweep, fresh, tmp_path):
-    from seg58.commands.evaluate import run_predict
+    from seg58.commands.predict import run_predict
 
     sweep = in_sweep
     assert "/code/seg58/" in fresh["seg58"] and not fresh["seg58"].startswith(str(REPO))  # carried code
