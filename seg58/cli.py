@@ -54,7 +54,7 @@ PLAIN_COMMANDS = ("report", "rerun", "status", "collect", "import-artefact", "au
 
 def main() -> None:
     """`seg58 [--debug] [COMMAND] [args]`: training by default; see the tuples above for the others."""
-    from seg58.build.user_errors import DEBUG_ENV, debug_enabled, run_plain_command
+    from seg58.build.user_errors import DEBUG_ENV, USER_ERROR_EXIT, debug_enabled, run_plain_command
 
     if "--debug" in sys.argv[1:]:  # tracebacks for user errors too (also SEG58_DEBUG=1)
         sys.argv.remove("--debug")
@@ -66,4 +66,11 @@ def main() -> None:
         sys.exit(run_plain_command(f"seg58 {command}", _plain_command(command), sys.argv[2:]))
     app, args = _hydra_command(command if command in HYDRA_COMMANDS else "train")
     sys.argv[1:] = args
-    app()
+    try:
+        app()
+    except SystemExit as e:  # Hydra reports every error itself and exits 1
+        from hydra.errors import CompactHydraException
+
+        if e.code == 1 and isinstance(e.__context__, CompactHydraException):
+            sys.exit(USER_ERROR_EXIT)  # bad input (config, data, a sweep setting), told in one message
+        raise

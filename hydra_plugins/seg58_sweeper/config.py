@@ -23,7 +23,7 @@ class Seg58SweeperConf:
     strategy: str = "auto"
     params: Optional[Dict[str, Any]] = None  # noqa: UP006, UP045  key: a,b,c | choice() | range() | interval()
     hooks: Any = None  # {_target_: ...} a seg58.sweep.hooks.SweepHooks of the app (seg58's: config checks, MLflow)
-    metric: Optional[str] = None  # noqa: UP045  the key of a returned dict that is the objective
+    metric: Any = None  # the key of a returned dict that is the objective; a list: one per direction
     max_failures: Optional[int] = None  # noqa: UP045  K failed cells/trials cancel the rest (fail fast)
     max_failure_rate: Optional[float] = None  # noqa: UP045  ... or more than this share of the ended ones
     # -- grid --
@@ -34,7 +34,7 @@ class Seg58SweeperConf:
     # -- search (Optuna, hydra-optuna-sweeper's keys) --
     n_trials: Optional[int] = None  # noqa: UP045  set: a search of this many trials
     n_jobs: int = 1  # trials in flight at once
-    direction: Any = "minimize"  # minimize | maximize
+    direction: Any = "minimize"  # minimize | maximize; a list: a multi-objective (Pareto) search
     study_name: Optional[str] = None  # noqa: UP045
     storage: Optional[str] = None  # noqa: UP045  None: a journal file in the sweep folder; or an RDB URL
     sampler: Any = MISSING  # the hydra/sweeper/sampler choice (tpe)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from seg58.base.errors import UsageError
 from seg58.base.names import SUMMARY_FILE
@@ -30,6 +31,18 @@ def parent_id_of(target: str) -> str:
     return target
 
 
+def pareto_front(client: Any, parent: str) -> str | None:
+    """The Pareto front a multi-objective search logged to its parent run, else None."""
+    import tempfile
+
+    from seg58.tracking.study_plots import PARETO_TABLE
+
+    if PARETO_TABLE not in {a.path for a in client.list_artifacts(parent, "search")}:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        return Path(client.download_artifacts(parent, PARETO_TABLE, tmp)).read_text().strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="seg58 report", description="a sweep's leaderboard, from MLflow")
     parser.add_argument("target", help="multirun/<date>/<time> folder, or the sweep's parent run id")
@@ -51,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     if groups:
         print(seed_markdown(groups))
     print(sweep_links(client, parent, rows))
+    pareto = pareto_front(client, parent)
+    if pareto:
+        print(f"Pareto front (the non-dominated trials of the search):\n{pareto}")
     if args.register:
         from seg58.tracking.model import describe, register_best
 

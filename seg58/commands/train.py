@@ -73,13 +73,14 @@ def app(cfg: DictConfig) -> dict:
             run_dir = previous
     study = StudySpec.from_env() if hc.mode == RunMode.MULTIRUN else None
     callbacks = []
-    if study is not None:  # a trial of a search sweep: report every epoch, stop when pruned
-        from seg58.engine.hooks import PruningHook
+    if study is not None:  # a trial of a search sweep
+        tags.update({SEARCH_STUDY_TAG: study.study_name, SEARCH_TRIAL_TAG: str(hc.job.num)})
+    if study is not None and not isinstance(study.direction, list):  # report every epoch, stop when pruned
+        from seg58.engine.hooks import PruningHook  # (Optuna prunes no multi-objective study)
         from seg58.sweep.trial import TrialHandle
 
         trial = TrialHandle(study, int(hc.job.num))
         callbacks.append(PruningHook(trial.report, trial.should_prune, monitor=study.metric))
-        tags.update({SEARCH_STUDY_TAG: study.study_name, SEARCH_TRIAL_TAG: str(hc.job.num)})
     started = time.time()
     with reported_as_user_errors():
         summary = train(cfg, run_dir, tags, callbacks)
@@ -87,8 +88,13 @@ def app(cfg: DictConfig) -> dict:
     result = {k: summary[k] for k in ("best_val_miou", "best_epoch", "epochs_trained")}
     result["stop"] = summary["stop"].to_dict() if summary["stop"] else None
     result["seconds"] = round(time.time() - started, 1)
-    metric = hc.sweeper.get("metric") or "val/miou"
-    result[metric] = objective_of(summary["history"], metric, str(hc.sweeper.get("direction", "maximize")))
+    result.update(summary.get("costs", {}))
+    metrics, directions = hc.sweeper.get("metric") or "val/miou", hc.sweeper.get("direction", "maximize")
+    if isinstance(metrics, str):  # a multi-objective search names one metric per direction
+        metrics, directions = [metrics], [directions]
+    for metric, direction in zip(metrics, directions, strict=False):  # the best epoch's value, or a cost
+        result[metric] = result[metric] if metric in result else \
+            objective_of(summary["history"], metric, str(direction))
     return result
 
 
@@ -127,7 +133,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
     from seg58.base.errors import DataError
     from seg58.build import factory
     from seg58.build.config_checks import check_config
-    from seg58.engine.hooks import EarlyStopping
+    from seg58.engine.hooks import CostMeter, EarlyStopping
     from seg58.engine.runtime import autocast_dtype, available_cpus, precision_name
 
     check_config(cfg)
@@ -150,7 +156,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
         raise
     train_loader, val_loader = factory.loaders(cfg, splits, rt)
 
-    callbacks = list(callbacks)
+    callbacks = [*callbacks, CostMeter(cfg.data.img_size)]  # before the tracker, which logs the costs
     if cfg.trainer.patience:
         callbacks.append(EarlyStopping(cfg.trainer.patience, cfg.trainer.min_delta))
     visuals_dir = run_dir / VISUALS_DIR if run_dir and cfg.trainer.visuals else None

@@ -71,3 +71,27 @@ def worker_memory(dataset, batch_size: int, workers: int) -> tuple[int, int]:
     after = uss()
     del it, loader
     return before, max(0, after - before)
+
+
+@torch.no_grad()
+def inference_ms(model: torch.nn.Module, size: int, device: torch.device, runs: int = 3,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> float:
+    """Milliseconds for one size x size image through the model (batch 1, eval mode, no data
+    loading), the median of `runs` after one warm-up: the cost side of a Pareto search."""
+    was_training = model.training
+    model.eval()
+    x = torch.zeros(1, 3, size, size, device=device).contiguous(memory_format=memory_format)
+    times = []
+    for i in range(runs + 1):
+        sync(device)
+        start = time.perf_counter()
+        model(x)
+        sync(device)
+        if i:
+            times.append((time.perf_counter() - start) * 1000)
+    model.train(was_training)
+    return sorted(times)[len(times) // 2]
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 
 from seg58.base.stop import StopKind, StopReason
+from seg58.engine.benchmark import inference_ms, parameter_count
 from seg58.engine.trainer import Callback, Trainer
 
 
@@ -62,3 +63,22 @@ class PruningHook(Callback):
         self.report(value, epoch)
         if self.should_prune():
             trainer.request_stop(StopReason(StopKind.pruned, epoch + 1))
+
+
+class CostMeter(Callback):
+    """What a model costs, beside how well it segments: parameters (millions), inference time per
+    image at the training size, peak memory of an epoch (GPU allocated, or process RSS on CPU).
+    Put into the fit summary as `costs` (the tracker logs them, a Pareto search optimises them);
+    must run before the tracker's on_fit_end."""
+
+    def __init__(self, img_size: int):
+        self.img_size = img_size
+
+    def on_fit_end(self, trainer: Trainer, summary: dict) -> None:
+        peaks = [m["perf/peak_mem_mb"] for m in trainer.history if "perf/peak_mem_mb" in m]
+        summary["costs"] = {
+            "cost/params_m": parameter_count(trainer.model) / 1e6,
+            "cost/infer_ms": inference_ms(trainer.model, self.img_size, trainer.device,
+                                          memory_format=trainer.memory_format),
+            "cost/peak_mem_mb": max(peaks, default=math.nan),
+        }

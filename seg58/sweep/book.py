@@ -200,22 +200,21 @@ def cell_of(num: int, ret: JobReturn, info: dict[str, Any], sweep_dir: Path, met
     ok = ret.status == JobStatus.COMPLETED
     value = ret._return_value
     result = value if ok and isinstance(value, dict) else {}
-    objective = value if ok and isinstance(value, (int, float)) and not isinstance(value, bool) else None
-    if metric is not None and metric in result:
-        objective = result[metric]
+    objective = objective_of_result(value, metric) if ok else None
     stop = result.get("stop")
     state = info.get("state") or ("COMPLETED" if ok else "FAILED")
     if state == "COMPLETED" and is_pruned(stop):
         state = "PRUNED"
     output_dir = Path(str(ret.hydra_cfg.hydra.runtime.output_dir if ret.hydra_cfg else sweep_dir / str(num)))
+    metrics = metric if isinstance(metric, (list, tuple)) else [metric]
     kept = {k: _plain(v) for k, v in result.items()
-            if k not in (metric, "stop", "seconds") and (v is None or isinstance(v, (int, float, str, bool)))}
+            if k not in (*metrics, "stop", "seconds") and (v is None or isinstance(v, (int, float, str, bool)))}
     return {
         **kept,
         "num": num,
         "overrides": list(ret.overrides or []),
         "status": state,
-        "objective": _finite(objective),
+        "objective": objective,
         "elapsed_s": result.get("seconds"),
         "stop": stop,
         "error": None if ok else f"{type(value).__name__}: {value}".strip()[:2000],
@@ -224,12 +223,31 @@ def cell_of(num: int, ret: JobReturn, info: dict[str, Any], sweep_dir: Path, met
     }
 
 
+def objective_of_result(value: Any, metric: Any) -> float | list[float] | None:
+    """The objective a task returned: a number; a dict's `metric` value; with a list of metrics
+    (multi-objective) the list of their values, as a list or tuple of numbers too. None when
+    missing or not finite."""
+    if isinstance(metric, (list, tuple)):
+        values = [value.get(m) for m in metric] if isinstance(value, dict) else value
+        if not isinstance(values, (list, tuple)) or len(values) != len(metric):
+            return None
+        finite = [_finite(v) for v in values]
+        return None if None in finite else finite
+    if isinstance(value, (list, tuple)) and metric is None:  # hydra-optuna-sweeper's multi-objective return
+        finite = [_finite(v) for v in value]
+        return None if not finite or None in finite else finite
+    if isinstance(value, dict):
+        return _finite(value.get(metric)) if metric is not None else None
+    return None if isinstance(value, bool) else _finite(value)
+
+
 def _plain(value: Any) -> Any:
     return _finite(value) if isinstance(value, float) else value
 
 
 def _finite(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        else None
 
 
 def duration(seconds: float | None) -> str:
@@ -239,9 +257,13 @@ def duration(seconds: float | None) -> str:
     return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def format_objective(value: float | list[float]) -> str:
+    return "[" + ", ".join(f"{v:.4g}" for v in value) + "]" if isinstance(value, list) else f"{value:.4f}"
+
+
 def format_cell(c: dict[str, Any]) -> str:
     where = f" slurm={c['job_id']}" if c.get("job_id") and c.get("executor", "slurm") == "slurm" else ""
-    score = f" objective={c['objective']:.4f}" if c.get("objective") is not None else ""
+    score = "" if c.get("objective") is None else f" objective={format_objective(c['objective'])}"
     epochs = f" epochs={c['epochs_trained']}" if c.get("epochs_trained") is not None else ""
     took = f" in {duration(c['elapsed_s'])}" if c.get("elapsed_s") is not None else ""
     line = f"  #{c['num']} {c['status']:<10}{where}{score}{epochs}{took}  {' '.join(c['overrides'])}"

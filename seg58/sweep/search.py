@@ -37,15 +37,19 @@ class Search:
     """One search sweep; the sweeper runs it when hydra.sweeper.n_trials is set (or strategy=search)."""
 
     def __init__(self, config: Any, hydra_context: Any, launcher: Any, *, n_trials: int | None = None,
-                 n_jobs: int = 1, direction: str = "minimize", metric: str | None = None,
+                 n_jobs: int = 1, direction: Any = "minimize", metric: Any = None,
                  study_name: str | None = None, storage: str | None = None, sampler: Any = None, pruner: Any = None,
                  params: Any = None, resume: str | None = None, custom_search_space: str | None = None,
                  book: SweepBook) -> None:
         self.config, self.hydra_context, self.launcher, self.book = config, hydra_context, launcher, book
         self.n_trials, self.n_jobs = DEFAULT_TRIALS if n_trials is None else n_trials, n_jobs
-        self.direction, self.metric = str(direction), metric
+        self.direction, self.metric = plain(direction), plain(metric)  # lists: a multi-objective search
         self.study_name, self.storage, self.resume = study_name, storage, resume
         self.sampler, self.pruner, self.params = plain(sampler), plain(pruner), plain(params)
+        if isinstance(self.direction, list) and self.pruner:
+            log.warning("Optuna cannot prune a multi-objective study: running without hydra.sweeper.pruner (%s)",
+                        self.pruner.get("_target_"))
+            self.pruner = None
         self.custom_search_space = custom_search_space  # "module.fn": fn(config, trial) adds parameters
         self._state: dict[str, Any] = {}  # written to search.json for `resume`
         self._space_text: dict[str, str] = {}  # the search space as the user wrote it
@@ -85,9 +89,17 @@ class Search:
         if self.storage and self.study_name and study_exists(storage, self.study_name):
             log.info("study %s exists in %s: continuing it (its trials count towards n_trials=%d)",
                      self.study_name, self.storage, self.n_trials)
-        study = optuna.create_study(storage=storage, study_name=spec.study_name, direction=self.direction,
+        directions = {"directions": self.direction} if isinstance(self.direction, list) else \
+            {"direction": self.direction}
+        study = optuna.create_study(storage=storage, study_name=spec.study_name, **directions,
                                     pruner=spec.make_pruner(), load_if_exists=True,
                                     sampler=instantiate_spec(self.sampler) if self.sampler else None)
+        if isinstance(self.metric, list) and not study.metric_names:
+            import warnings
+
+            with warnings.catch_warnings():  # experimental in Optuna 5: names the objectives in plots, tables
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(self.metric)
         raw = {k: str(v) for k, v in (self.params or {}).items()}
         raw.update({a.split("=", 1)[0]: a.split("=", 1)[1] for a in arguments if a not in fixed})
         raw = {k: v for k, v in raw.items() if k in space}  # not the keys the command line fixed
@@ -221,7 +233,7 @@ class Search:
             trial.set_user_attr("error", (cell["error"] or cell["status"])[:2000])
             self._tell_study(study, trial, state=TrialState.FAIL)
 
-    def _tell_study(self, study: Any, trial: Any, value: float | None = None, state: Any = None) -> None:
+    def _tell_study(self, study: Any, trial: Any, value: float | list[float] | None = None, state: Any = None) -> None:
         """study.tell; a sampler that has exhausted its space (grid, brute force) calls
         study.stop(), which Optuna allows only inside optimize(): here it ends the search.
         Optuna stores the trial's result before the sampler runs, so nothing is lost."""
@@ -256,7 +268,13 @@ class Search:
         from optuna.trial import TrialState
 
         done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-        if done:
+        if done and len(study.directions) > 1:
+            front = [{"trial": t.number, "values": t.values, "params": t.params}
+                     for t in sorted(study.best_trials, key=lambda t: t.number)]
+            book.extra.update(pareto_front=front)
+            log.info("Pareto front (%s, %s): %d trial(s)\n%s", self.metric, self.direction, len(front),
+                     "\n".join(f"  #{p['trial']} {p['values']} {p['params']}" for p in front))
+        elif done:
             best = study.best_trial
             book.extra.update(best_trial=best.number, best_value=best.value, best_params=best.params)
             log.info("best trial #%d: %s=%.4f with %s", best.number, self.metric or "objective", best.value,
@@ -276,8 +294,12 @@ class Search:
             raise ConfigError([f"hydra.sweeper.custom_search_space={self.custom_search_space}: {e}"]) from None
 
 
-def _no_objective(ret: JobReturn, metric: str | None) -> str:
+def _no_objective(ret: JobReturn, metric: Any) -> str:
     value = ret._return_value
+    if isinstance(metric, list):
+        missing = [m for m in metric if not isinstance(value, dict) or m not in value]
+        return (f"the task's result has no {', '.join(map(repr, missing))} (hydra.sweeper.metric)" if missing
+                else f"no finite value of every one of {metric}")
     if metric is None:
         return f"the task returned {type(value).__name__}, not a number (name a key with hydra.sweeper.metric)"
     if isinstance(value, dict) and metric not in value:

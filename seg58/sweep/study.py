@@ -21,8 +21,8 @@ from seg58.base.names import STUDY_ENV
 class StudySpec:
     storage: str  # a journal file path, or an RDB URL
     study_name: str
-    metric: str | None = None  # the key of the task's returned dict that is the objective (None: a float)
-    direction: str = "minimize"
+    metric: Any = None  # the key of the task's returned dict that is the objective (None: a float); lists
+    direction: Any = "minimize"  # ... with a list of directions: a multi-objective study
     pruner: dict[str, Any] | None = field(default=None)  # {"_target_": "optuna.pruners.X", ...}
 
     def to_env(self) -> str:

@@ -13,6 +13,7 @@ module-level imports light: Hydra imports it on every start.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import random
 from pathlib import Path
@@ -25,10 +26,15 @@ from seg58.base.errors import ConfigError
 from seg58.build.user_errors import reported_as_user_errors
 from seg58.sweep.book import SweepBook, unfinished_cells
 from seg58.sweep.hooks import SweepHooks
+from seg58.sweep.space import parse_space, plain
 
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("auto", "grid", "search")
+SEARCH_KEYS = ("n_trials", "n_jobs", "direction", "study_name", "storage", "sampler", "pruner", "custom_search_space",
+               "resume")
+OWN_KEYS = ("strategy", "params", "max_batch_size", "rerun", "sample", "sample_seed", "max_failures",
+            "max_failure_rate", "hooks", "metric")
 
 
 class GridOrSearchSweeper(BasicSweeper):
@@ -39,12 +45,17 @@ class GridOrSearchSweeper(BasicSweeper):
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.strategy, self.rerun, self.sample, self.sample_seed = strategy, rerun, sample, sample_seed
         self.max_failures, self.max_failure_rate = max_failures, max_failure_rate
-        self.hooks, self.metric = SweepHooks() if hooks is None else hooks, metric
+        self.hooks, self.metric = SweepHooks() if hooks is None else hooks, plain(metric)
         self.search = search  # n_trials, n_jobs, direction, sampler, pruner, storage, resume, ...
 
     def problems(self) -> list[str]:
         """Settings that cannot run, each naming its key (refused in one message, no traceback)."""
         problems = []
+        for key in sorted(set(self.search) - set(SEARCH_KEYS)):  # added with +hydra.sweeper.<key>=...
+            near = difflib.get_close_matches(key, [*OWN_KEYS, *SEARCH_KEYS], n=1)
+            problems.append(f"hydra.sweeper.{key}: not a key of the seg58 sweeper"
+                            + (f" (did you mean {near[0]}?)" if near else "")
+                            + f"; valid: {', '.join(sorted([*OWN_KEYS, *SEARCH_KEYS]))}")
         if self.strategy not in STRATEGIES:
             problems.append(f"hydra.sweeper.strategy={self.strategy!r}; valid: {', '.join(STRATEGIES)}")
         if self.max_failures is not None and self.max_failures < 1:
@@ -53,10 +64,15 @@ class GridOrSearchSweeper(BasicSweeper):
             problems.append(f"hydra.sweeper.max_failure_rate={self.max_failure_rate}: between 0 and 1")
         if not isinstance(self.hooks, SweepHooks):
             problems.append(f"hydra.sweeper.hooks: {type(self.hooks).__name__} is not a seg58.sweep.hooks.SweepHooks")
-        direction = self.search.get("direction", "minimize")
-        if str(direction) not in ("minimize", "maximize"):
-            problems.append(f"hydra.sweeper.direction={direction}: minimize or maximize (one objective; "
-                            "multi-objective search is not supported yet)")
+        direction, metric = plain(self.search.get("direction", "minimize")), self.metric
+        directions = direction if isinstance(direction, list) else [direction]
+        if not directions or any(str(d) not in ("minimize", "maximize") for d in directions):
+            problems.append(f"hydra.sweeper.direction={direction}: minimize, maximize, or a list of them "
+                            "(a multi-objective search)")
+        elif (isinstance(direction, list) != isinstance(metric, list) and metric is not None) or \
+                (isinstance(metric, list) and len(metric) != len(directions)):
+            problems.append(f"hydra.sweeper.metric={metric}: one metric per direction ({direction}), or null "
+                            "when the task returns the objective(s) itself")
         return problems
 
     # -- what to run ------------------------------------------------------------------------
@@ -86,8 +102,6 @@ class GridOrSearchSweeper(BasicSweeper):
         """A search's base config (its fixed overrides); a resumed one was checked when it began."""
         if self.search.get("resume"):
             return []
-        from seg58.sweep.space import parse_space, plain
-
         return [parse_space(plain(self.params), arguments)[1]]
 
     def book(self, kind: str) -> SweepBook:

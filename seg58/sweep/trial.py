@@ -32,13 +32,20 @@ class TrialHandle:
         self.reported = set(storage.get_trial(trial_id).intermediate_values)  # steps of a job before a restart
 
     def report(self, value: float, step: int) -> None:
-        """A non-finite value is not reported (Optuna would store it and the pruner compare with it)."""
+        """A non-finite value is not reported (Optuna would store it and the pruner compare with it);
+        nor is anything in a multi-objective study, which Optuna can neither take reports for nor prune."""
+        if self.multi_objective:
+            return
         if math.isfinite(value) and step not in self.reported:
             self._trial.report(value, step)
             self.reported.add(step)
 
     def should_prune(self) -> bool:
-        return self._trial.should_prune()
+        return False if self.multi_objective else self._trial.should_prune()
+
+    @property
+    def multi_objective(self) -> bool:
+        return isinstance(self.spec.direction, list)
 
     @property
     def params(self) -> dict[str, Any]:

@@ -234,7 +234,7 @@ class MlflowCallback(Callback):
 
         now = int(time.time() * 1000)
         final = {"best/val_miou": summary["best_val_miou"], "best/epoch": summary["best_epoch"],
-                 "epochs_trained": summary.get("epochs_trained", len(trainer.history))}
+                 "epochs_trained": summary.get("epochs_trained", len(trainer.history)), **summary.get("costs", {})}
         self.client.log_batch(
             self.run_id,
             metrics=[Metric(k, float(v), now, 0) for k, v in final.items() if math.isfinite(v)],

@@ -100,3 +100,11 @@ def test_check_data_takes_a_bare_folder(cli, tmp_path, cache_dir):
     res = cli("check-data", str(folder))
     assert res.returncode == 0, res.stderr[-2000:]
     assert f"dataset {folder}: OK" in res.stdout and "12 image/mask pairs" in res.stdout
+
+
+def test_bad_sweep_settings_exit_2_in_one_message(cli):
+    """seg58's Hydra commands exit 2 on bad input, whether our checks or Hydra's composition found it."""
+    res = cli("-m", "experiment=smoke", "+hydra.sweeper.n_trial=3")
+    assert res.returncode == 2 and "did you mean n_trials?" in res.stderr and "Traceback" not in res.stderr
+    res = cli("-m", "experiment=smoke", "hydra.sweeper.n_trial=3")  # Hydra's own schema check
+    assert res.returncode == 2 and "n_trial" in res.stderr and "Traceback" not in res.stderr

@@ -151,3 +151,23 @@ def test_an_existing_study_in_a_given_storage_is_continued(app, tmp_path):
     import optuna
 
     assert len(optuna.load_study(study_name="mine", storage=storage).trials) == 5
+
+
+def test_a_multi_objective_search_of_a_plain_app(app):
+    """A dict with two named objectives (or a tuple, as hydra-optuna-sweeper's example returns)."""
+    out, summary = app("toy", "app.py", "hydra.sweeper.n_trials=6", "x=interval(-3, 3)", "as_dict=true",
+                       "hydra.sweeper.direction=[minimize,maximize]", "hydra.sweeper.metric=[loss,root]")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert all(len(c["objective"]) == 2 for c in summary["cells"])
+    # loss = root**2 here: minimising one while maximising the other leaves every trial non-dominated
+    assert sorted(p["trial"] for p in summary["pareto_front"]) == list(range(6))
+    out, _ = app("toy", "app.py", "hydra.sweeper.n_trials=2", "x=interval(-3, 3)",
+                 "hydra.sweeper.direction=[minimize,maximize]", "hydra.sweeper.metric=loss")
+    assert out.returncode != 0 and "one metric per direction" in out.stderr
+
+
+def test_an_unknown_sweeper_key_is_refused_naming_the_valid_ones(app):
+    out, _ = app("toy", "app.py", "+hydra.sweeper.n_trial=3", "x=interval(0, 1)")
+    assert out.returncode != 0
+    assert "hydra.sweeper.n_trial: not a key of the seg58 sweeper (did you mean n_trials?)" in out.stderr
+    assert "valid: custom_search_space, direction," in out.stderr  # (the fixture sets HYDRA_FULL_ERROR)

@@ -157,3 +157,34 @@ def test_a_value_fixed_on_the_command_line_wins_over_the_presets_space(cli, tmp_
     runs = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke")
     assert len(runs) == 2
     assert {r.data.params["loss._target_"] for r in runs} == {"segmentation_models_pytorch.losses.DiceLoss"}
+
+
+def test_a_pareto_search_ends_with_its_front_in_the_summary_the_parent_run_and_the_report(cli, tmp_path):
+    """search=pareto: accuracy against a cost every run measures; Optuna cannot prune such a study,
+    so a pruner given is dropped with a warning."""
+    res = cli("-m", "search=pareto", *SMOKE, "~hydra.sweeper.params.encoder", "~hydra.sweeper.params.model",
+              "model=choice(unet,fpn)", "hydra.sweeper.metric=[val/miou,cost/params_m]", "hydra.sweeper.n_trials=4",
+              "+hydra.sweeper.sampler.population_size=2",
+              "hydra.sweeper.pruner={_target_: optuna.pruners.MedianPruner}", timeout=600)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:]
+    assert "Optuna cannot prune a multi-objective study" in out
+    folder = sweep_dir(tmp_path)
+    summary = json.loads((folder / "sweep_summary.json").read_text())
+    cells = {c["num"]: c for c in summary["cells"]}
+    assert all(c["status"] == "COMPLETED" and len(c["objective"]) == 2 for c in cells.values())
+    front = summary["pareto_front"]
+    assert front and all(cells[p["trial"]]["objective"] == p["values"] for p in front)
+    # nothing outside the front dominates a member of it (higher mIoU and fewer parameters)
+    for p in front:
+        assert not any(c["objective"][0] > p["values"][0] and c["objective"][1] < p["values"][1]
+                       for c in cells.values())
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (parent,) = [r for r in mlflow_runs(uri, "smoke", include_sweeps=True) if r.data.tags.get("seg58.sweep")]
+    assert parent.data.tags["pareto.trials"] == ",".join(str(p["trial"]) for p in front)
+    artifacts = {a.path for a in MlflowClient(uri).list_artifacts(parent.info.run_id, "search")}
+    assert {"search/pareto_front.md", "search/pareto_front.png"} <= artifacts
+    runs = mlflow_runs(uri, "smoke")
+    assert all("cost/params_m" in r.data.metrics and "cost/infer_ms" in r.data.metrics for r in runs)
+    report = cli("report", str(folder))
+    assert report.returncode == 0 and "Pareto front" in report.stdout and "cost/params_m (minimize)" in report.stdout
