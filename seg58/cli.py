@@ -43,13 +43,16 @@ def _plain_command(name: str) -> Callable[[list[str]], int]:
         from seg58.commands.import_artefact import main
     elif name == "augment-artefact":
         from seg58.commands.augment_artefact import main
+    elif name == "dashboard":
+        from seg58.commands.dashboard import main
     else:  # fetch-weights: job overrides (encoder=a,b expands); needs internet
         from seg58.commands.fetch_weights import main
     return main
 
 
 HYDRA_COMMANDS = ("check-data", "bench", "evaluate", "predict", "export")
-PLAIN_COMMANDS = ("report", "rerun", "status", "collect", "import-artefact", "augment-artefact", "fetch-weights")
+PLAIN_COMMANDS = ("report", "rerun", "status", "collect", "dashboard", "import-artefact", "augment-artefact",
+                  "fetch-weights")
 
 
 def main() -> None:

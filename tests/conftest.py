@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -143,3 +144,40 @@ def make(*overrides: str, hydra: bool = False):
 
     with initialize_config_dir(config_dir(), version_base="1.3"):
         return compose("config", overrides=list(overrides), return_hydra_config=hydra)
+
+
+@pytest.fixture
+def browser():
+    missing = [b for b in ("chromium", "chromedriver") if shutil.which(b) is None]
+    try:
+        from selenium import webdriver
+    except ImportError:
+        missing.append("selenium")
+    if missing:
+        if os.environ.get("SEG58_REQUIRE_UI") == "1":
+            pytest.fail(f"UI test requirements missing: {missing}")
+        pytest.skip(f"needs {missing} (apt-get install chromium chromium-driver; pip install selenium)")
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    opts = Options()
+    opts.binary_location = shutil.which("chromium")
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1600,1000", "--no-first-run", "--disable-quic", "--disable-sync",
+                "--disable-background-networking", "--disable-component-update"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    yield driver
+    driver.quit()
+
+
+def wait_for_text(driver, text: str, timeout: float = 30) -> str:
+    from selenium.webdriver.common.by import By
+
+    end = time.time() + timeout
+    while time.time() < end:
+        body = driver.find_element(By.TAG_NAME, "body").text
+        if text in body:
+            return body
+        time.sleep(0.3)
+    raise AssertionError(f"{text!r} not shown; page says: {body[:1500]}")

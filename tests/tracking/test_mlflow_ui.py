@@ -6,52 +6,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import time
 from pathlib import Path
 
 import pytest
-from conftest import mlflow_runs
+from conftest import mlflow_runs, wait_for_text
 
 pytestmark = pytest.mark.ui
 SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
-
-
-@pytest.fixture
-def browser():
-    missing = [b for b in ("chromium", "chromedriver") if shutil.which(b) is None]
-    try:
-        from selenium import webdriver
-    except ImportError:
-        missing.append("selenium")
-    if missing:
-        if os.environ.get("SEG58_REQUIRE_UI") == "1":
-            pytest.fail(f"UI test requirements missing: {missing}")
-        pytest.skip(f"needs {missing} (apt-get install chromium chromium-driver; pip install selenium)")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    opts = Options()
-    opts.binary_location = shutil.which("chromium")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1600,1000", "--no-first-run", "--disable-quic", "--disable-sync",
-                "--disable-background-networking", "--disable-component-update"):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
-    yield driver
-    driver.quit()
-
-
-def _wait_for_text(driver, text: str, timeout: float = 30) -> str:
-    from selenium.webdriver.common.by import By
-
-    end = time.time() + timeout
-    while time.time() < end:
-        body = driver.find_element(By.TAG_NAME, "body").text
-        if text in body:
-            return body
-        time.sleep(0.3)
-    raise AssertionError(f"{text!r} not shown; page says: {body[:1500]}")
 
 
 def printed_links(output: str) -> dict[str, str]:
@@ -74,13 +35,13 @@ def test_ui_lists_the_sweep_with_its_nested_runs(cli, mlflow_server, browser, tm
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
 
     browser.get(links["training runs"])
-    body = _wait_for_text(browser, parent.info.run_name)
+    body = wait_for_text(browser, parent.info.run_name)
     assert "unet-tu-test_resnet" not in body  # children are folded under the sweep
     link = browser.find_element(By.PARTIAL_LINK_TEXT, "sweep ")
     cell = link.find_element(By.XPATH, "./ancestor::div[@role='gridcell'][1]")
     cell.find_element(By.TAG_NAME, "button").click()  # the expand (+) toggle of the parent
-    _wait_for_text(browser, "unet-tu-test_resnet")
-    body = _wait_for_text(browser, "unet-tu-test_convnext")
+    wait_for_text(browser, "unet-tu-test_resnet")
+    body = wait_for_text(browser, "unet-tu-test_convnext")
     assert "3 matching runs" in body
     assert f"({children[0].data.tags['dataset.digest']})" in body  # the Dataset column: name (digest)
     shot = Path(os.environ.get("SEG58_ARTIFACTS_DIR", tmp_path)) / "mlflow_ui_sweep.png"
@@ -90,11 +51,11 @@ def test_ui_lists_the_sweep_with_its_nested_runs(cli, mlflow_server, browser, tm
     assert shot.stat().st_size > 10_000
 
     browser.get(links["compare"])
-    body = _wait_for_text(browser, f"Comparing {len(children)} Runs from 1 Experiment")
-    body = _wait_for_text(browser, "Parallel Coordinates Plot")
+    body = wait_for_text(browser, f"Comparing {len(children)} Runs from 1 Experiment")
+    body = wait_for_text(browser, "Parallel Coordinates Plot")
     assert "unet-tu-test_resnet" in body and "unet-tu-test_convnext" in body and "encoder.name" in body
     browser.get(links["val/miou curves"])
-    body = _wait_for_text(browser, "unet-tu-test_convnext")
+    body = wait_for_text(browser, "unet-tu-test_convnext")
     assert "val/miou" in body and "unet-tu-test_resnet" in body
 
     report = cli("report", parent.info.run_id, "--no-log", env={"MLFLOW_TRACKING_URI": mlflow_server})
