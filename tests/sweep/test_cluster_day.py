@@ -26,7 +26,7 @@ def summary(tmp_path: Path) -> dict:
 
 def test_local_parallel_gives_each_job_its_own_gpu_and_reports_cells_as_they_end(cli, tmp_path):
     # two GPU ids on a CPU-only machine: jobs get CUDA_VISIBLE_DEVICES=0 or 1 and train on the CPU
-    res = cli("-m", *SMOKE, "launcher=local_parallel", "hydra.launcher.gpus=[0,1]", "trainer.epochs=4,1,1",
+    res = cli("-m", *SMOKE, "launcher=local_parallel", "hydra.launcher.gpus=[0,1]", "trainer.epochs=8,1,1",
               "data.synthetic.n_images=24", timeout=400)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
@@ -35,7 +35,7 @@ def test_local_parallel_gives_each_job_its_own_gpu_and_reports_cells_as_they_end
     runs = {r.data.params["trainer.epochs"] + r.data.tags["hydra.job.num"]: r
             for r in mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke")}
     gpu = {k: r.data.tags["cuda.visible_devices"] for k, r in runs.items()}
-    assert gpu["40"] == "0" and gpu["11"] == "1" and gpu["12"] == "1"  # #2 waited for #1's GPU
+    assert gpu["80"] == "0" and gpu["11"] == "1" and gpu["12"] == "1"  # #2 waited for #1's GPU
     a, b = runs["11"].info, runs["12"].info
     assert a.end_time <= b.start_time  # never two jobs on one GPU at once
     assert "threads=1 " in (tmp_path / summary(tmp_path)["cells"][0]["output_dir"] / "seg58.log").read_text()
