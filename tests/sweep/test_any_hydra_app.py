@@ -171,3 +171,13 @@ def test_an_unknown_sweeper_key_is_refused_naming_the_valid_ones(app):
     assert out.returncode != 0
     assert "hydra.sweeper.n_trial: not a key of the seg58 sweeper (did you mean n_trials?)" in out.stderr
     assert "valid: custom_search_space, direction," in out.stderr  # (the fixture sets HYDRA_FULL_ERROR)
+
+
+def test_a_custom_search_space_adds_dependent_parameters(app):
+    out, summary = app("toy", "app.py", "hydra.sweeper.n_trials=4", "x=interval(-2, 2)", "+max_gap=0.5",
+                       "hydra.sweeper.custom_search_space=space.configure")
+    assert out.returncode == 0, out.stderr[-3000:]
+    for c in summary["cells"]:
+        assert set(c["params"]) == {"x", "y", "+extra"} and abs(c["params"]["y"] - c["params"]["x"]) <= 0.5
+        assert c["objective"] == pytest.approx((c["params"]["x"] - 1) ** 2 + c["params"]["y"] ** 2)
+        assert any(o.startswith("+extra=") for o in c["overrides"])
