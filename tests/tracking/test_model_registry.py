@@ -179,7 +179,8 @@ def test_sweep_and_report_register_the_best_run_as_champion(sweep, capsys):
 
 @pytest.mark.slow
 def test_evaluate_by_model_uri_equals_evaluate_by_run_id(in_sweep):
-    from seg58.commands.evaluate import run_evaluate, with_run
+    from seg58.commands.evaluate import run_evaluate
+    from seg58.tracking.run_source import with_run
 
     results = []
     for source in (f"infer.model_uri=models:/{NAME}@champion", f"infer.run_id={in_sweep['best']}"):
