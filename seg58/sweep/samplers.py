@@ -1,12 +1,17 @@
 """A search's sampler beyond what its config names: the grid sampler's search space built from
-the params, and a seeded sampler that continues its stream when a study is resumed."""
+the params, a seeded sampler that continues its stream when a study is resumed, and asking it
+only for configurations the study has not run yet."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from seg58.base.errors import ConfigError
 from seg58.sweep.study import instantiate_spec
+
+log = logging.getLogger(__name__)
 
 
 def with_grid(spec: dict[str, Any] | None, space: dict[str, Any]) -> dict[str, Any] | None:
@@ -40,3 +45,36 @@ def resumed_sampler(spec: dict[str, Any] | None, n_trials_so_far: int) -> Any:
     if spec.get("seed") is not None:
         spec["seed"] = int(spec["seed"]) + n_trials_so_far
     return instantiate_spec(spec)
+
+
+def ask_untried(study: Any, space: dict[str, Any], extend: Callable[[Any], None] | None = None,
+                attempts: int = 100) -> Any:
+    """A trial whose parameters no COMPLETE or PRUNED trial of the study has run (`extend` adds
+    custom-space parameters first): a repeat is told FAIL (user attr `repeat_of`; the study's
+    `repeats` list, not counted) and the sampler asked again. None when it keeps proposing
+    repeats: the search space is exhausted."""
+    from optuna.trial import TrialState
+
+    done = {_key(t.params): t.number for t in study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))}
+    for _ in range(attempts):
+        trial = study.ask(space)
+        if extend is not None:
+            extend(trial)
+        if _key(trial.params) not in done:
+            return trial
+        trial.set_user_attr("repeat_of", done[_key(trial.params)])
+        study.set_user_attr("repeats", [*study.user_attrs.get("repeats", []), trial.number])
+        try:
+            study.tell(trial, state=TrialState.FAIL)
+        except RuntimeError as e:  # a sampler that has exhausted its space calls study.stop()
+            if "Study.stop" not in str(e):
+                raise
+            return None
+    log.info("the sampler proposed %d configurations in a row that were already tried: the search space "
+             "looks exhausted; no new trials", attempts)
+    return None
+
+
+def _key(params: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, type(v).__name__, v) for k, v in params.items()))

@@ -24,7 +24,7 @@ from seg58.base.names import JOURNAL_FILE, MULTIRUN_CONFIG, STUDY_ENV, SUMMARY_F
 from seg58.base.names import SEARCH_STATE_FILE as STATE_FILE
 from seg58.sweep.book import OK_STATES, SweepBook
 from seg58.sweep.pool import JobPool
-from seg58.sweep.samplers import resumed_sampler, with_grid
+from seg58.sweep.samplers import ask_untried, resumed_sampler, with_grid
 from seg58.sweep.space import parse_space, plain, trial_overrides
 from seg58.sweep.study import StudySpec, instantiate_spec, study_exists
 
@@ -73,8 +73,10 @@ class Search:
             self._space_text = state["params"]
             self.custom_search_space = state.get("custom_search_space")
             self.metric = self.book.metric = spec.metric
-            tried = len(spec.load().get_trials(deepcopy=False))
-            study = spec.load(sampler=resumed_sampler(with_grid(state.get("sampler"), space), tried))
+            study = spec.load()
+            sampler = resumed_sampler(with_grid(state.get("sampler"), space), len(study.get_trials(deepcopy=False)))
+            if sampler is not None:  # none saved: the study keeps Optuna's default
+                study.sampler = sampler
             return study, spec, space, state["fixed"], state.get("mlflow_parent_run_id")
         import optuna
 
@@ -161,8 +163,9 @@ class Search:
 
         while pool.busy() or more():
             while pool.free() > 0 and more():
-                trial = self._ask(study, space, extend)
+                trial = ask_untried(study, space, extend)
                 if trial is None:  # the sampler proposes only what was tried already
+                    self._exhausted = True
                     break
                 overrides = trial_overrides(trial.params, fixed)
                 problems = book.problems(overrides)
@@ -193,28 +196,6 @@ class Search:
         book.finish(f"more trials: {book.hooks.rerun_command(self.config)} hydra.sweeper.resume={book.sweep_dir} "
                     f"hydra.sweeper.n_trials=<total>", fail=not completed)
         return returns
-
-    def _ask(self, study: Any, space: dict[str, Any], extend: Any, attempts: int = 100) -> Any:
-        """A trial whose parameters no COMPLETE or PRUNED trial of the study has run: a repeat
-        is told FAIL (user attr `repeat_of`, not counted) and the sampler asked again. None when
-        it keeps proposing repeats: the search space is exhausted, and the search ends."""
-        from optuna.trial import TrialState
-
-        done = {_key(t.params): t.number for t in study.get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))}
-        for _ in range(attempts):
-            trial = study.ask(space)
-            if extend is not None:
-                extend(self.config, trial)
-            if _key(trial.params) not in done:
-                return trial
-            trial.set_user_attr("repeat_of", done[_key(trial.params)])
-            study.set_user_attr("repeats", [*study.user_attrs.get("repeats", []), trial.number])
-            self._tell_study(study, trial, state=TrialState.FAIL)
-        log.info("the sampler proposed %d configurations in a row that were already tried: the search space "
-                 "looks exhausted; no new trials", attempts)
-        self._exhausted = True
-        return None
 
     def _tell(self, study: Any, trial: Any, ret: JobReturn, info: dict, book: SweepBook,
               cancelled: str | None = None) -> None:
@@ -283,15 +264,17 @@ class Search:
             book.hooks.publish_study(book.tracking, book.parent, study)
 
     def _custom_space(self) -> Any:
-        """hydra-optuna-sweeper's custom_search_space: fn(config, trial) suggests more parameters."""
+        """hydra-optuna-sweeper's custom_search_space: fn(config, trial) suggests more parameters;
+        given with the sweep's config, so a trial is all it needs."""
         if not self.custom_search_space:
             return None
         from hydra.utils import get_method
 
         try:
-            return get_method(self.custom_search_space)
+            configure = get_method(self.custom_search_space)
         except Exception as e:
             raise ConfigError([f"hydra.sweeper.custom_search_space={self.custom_search_space}: {e}"]) from None
+        return lambda trial: configure(self.config, trial)
 
 
 def _no_objective(ret: JobReturn, metric: Any) -> str:
@@ -305,10 +288,6 @@ def _no_objective(ret: JobReturn, metric: Any) -> str:
     if isinstance(value, dict) and metric not in value:
         return f"the task's result has no {metric!r} (hydra.sweeper.metric); keys: {', '.join(map(str, value))}"
     return f"no finite {metric} (NaN trial)"
-
-
-def _key(params: dict[str, Any]) -> tuple:
-    return tuple(sorted((k, type(v).__name__, v) for k, v in params.items()))
 
 
 def _refused(overrides: list[str], problems: list[str]) -> JobReturn:

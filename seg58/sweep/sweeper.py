@@ -14,6 +14,7 @@ module-level imports light: Hydra imports it on every start.
 from __future__ import annotations
 
 import difflib
+import inspect
 import logging
 import random
 from pathlib import Path
@@ -31,10 +32,12 @@ from seg58.sweep.space import parse_space, plain
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("auto", "grid", "search")
-SEARCH_KEYS = ("n_trials", "n_jobs", "direction", "study_name", "storage", "sampler", "pruner", "custom_search_space",
-               "resume")
-OWN_KEYS = ("strategy", "params", "max_batch_size", "rerun", "sample", "sample_seed", "max_failures",
-            "max_failure_rate", "hooks", "metric")
+
+
+def keyword_names(function: Any, *, skip: tuple[str, ...] = ()) -> set[str]:
+    """The named parameters of a constructor: the hydra.sweeper.* keys it takes."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {n for n, p in inspect.signature(function).parameters.items() if p.kind in kinds} - {"self", *skip}
 
 
 class GridOrSearchSweeper(BasicSweeper):
@@ -50,12 +53,15 @@ class GridOrSearchSweeper(BasicSweeper):
 
     def problems(self) -> list[str]:
         """Settings that cannot run, each naming its key (refused in one message, no traceback)."""
+        from seg58.sweep.search import Search
+
         problems = []
-        for key in sorted(set(self.search) - set(SEARCH_KEYS)):  # added with +hydra.sweeper.<key>=...
-            near = difflib.get_close_matches(key, [*OWN_KEYS, *SEARCH_KEYS], n=1)
+        search_keys = keyword_names(Search.__init__, skip=("config", "hydra_context", "launcher", "book"))
+        valid = sorted(keyword_names(GridOrSearchSweeper.__init__) | search_keys)
+        for key in sorted(set(self.search) - search_keys):  # added with +hydra.sweeper.<key>=...
+            near = difflib.get_close_matches(key, valid, n=1)
             problems.append(f"hydra.sweeper.{key}: not a key of the seg58 sweeper"
-                            + (f" (did you mean {near[0]}?)" if near else "")
-                            + f"; valid: {', '.join(sorted([*OWN_KEYS, *SEARCH_KEYS]))}")
+                            + (f" (did you mean {near[0]}?)" if near else "") + f"; valid: {', '.join(valid)}")
         if self.strategy not in STRATEGIES:
             problems.append(f"hydra.sweeper.strategy={self.strategy!r}; valid: {', '.join(STRATEGIES)}")
         if self.max_failures is not None and self.max_failures < 1:
