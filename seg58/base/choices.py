@@ -18,6 +18,7 @@ class SplitKind(Choice):
     random = "random"  # seeded, stratified by material
     leave_one_material_out = "leave_one_material_out"  # ARTeFACT's protocol
     leave_one_content_out = "leave_one_content_out"
+    kfold = "kfold"  # data.folds folds of source images (stratified by material); the holdout is a fold's number
 
 
 class NonFinite(Choice):

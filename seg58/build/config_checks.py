@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from seg58.base.classes import CLASS_NAMES, NUM_CLASSES
 from seg58.base.errors import ConfigError
 from seg58.build.weights import weights_problems
-from seg58.data.splits import GROUP_SPLITS
+from seg58.data.splits import ALL_FOLDS, GROUP_SPLITS
 from seg58.modeling.models import compatibility_problems
 
 
@@ -40,6 +40,23 @@ def class_weight_problems(cfg: DictConfig) -> list[str]:
     return problems
 
 
+def _fold_problems(cfg: DictConfig) -> list[str]:
+    d = cfg.data
+    if d.split == "kfold":
+        if d.folds < 2:
+            return [f"data.folds={d.folds}: a k-fold cross-validation needs at least 2 folds"]
+        if d.split_holdout is None:
+            return ["data.split=kfold needs data.split_holdout=<a fold number 0.."
+                    f"{d.folds - 1}>, or all (every fold in turn)"]
+        if d.split_holdout != ALL_FOLDS and not (str(d.split_holdout).isdigit() and int(d.split_holdout) < d.folds):
+            return [f"data.split_holdout={d.split_holdout!r}: a fold number 0..{d.folds - 1} (data.folds={d.folds}), "
+                    "or all"]
+    if d.split == "random" and d.split_holdout == ALL_FOLDS:
+        return ["data.split_holdout=all is a cross-validation: choose data.split=leave_one_material_out, "
+                "leave_one_content_out or kfold"]
+    return []
+
+
 def config_problems(cfg: DictConfig) -> list[str]:
     """Every problem found, each naming its key; empty when the config can run. Types and
     fixed value sets (enums) are the schema's job (seg58/build/schema.py): refused at composition."""
@@ -49,7 +66,8 @@ def config_problems(cfg: DictConfig) -> list[str]:
                           "infer.window", "infer.resolution", "trainer.patience")
     if cfg.data.split in GROUP_SPLITS and not cfg.data.split_holdout:
         problems.append(f"data.split={cfg.data.split} needs data.split_holdout=<a value of the "
-                        f"{GROUP_SPLITS[cfg.data.split]} column>")
+                        f"{GROUP_SPLITS[cfg.data.split]} column>, or all (a cross-validation)")
+    problems += _fold_problems(cfg)
     if not 0.0 < cfg.data.val_fraction < 1.0:
         problems.append(f"data.val_fraction={cfg.data.val_fraction} must be between 0 and 1")
     if cfg.data.num_classes != NUM_CLASSES:

@@ -58,7 +58,7 @@ def synthetic_settings(cfg: DictConfig) -> dict | None:
 
 def split_spec(cfg: DictConfig) -> SplitSpec:
     d = cfg.data
-    return SplitSpec(d.split, d.val_fraction, d.split_seed, d.split_holdout)
+    return SplitSpec(d.split, d.val_fraction, d.split_seed, d.split_holdout, d.folds)
 
 
 def dataset_root(cfg: DictConfig) -> Path:
@@ -81,6 +81,12 @@ def samples(cfg: DictConfig, which: InferSplit | str) -> list[Sample]:
     everything = scan_folder(dataset_root(cfg))
     train, val = split_spec(cfg).apply(everything)
     return {InferSplit.train: train, InferSplit.val: val, InferSplit.all: everything}[InferSplit(which)]
+
+
+def fold_values(cfg: DictConfig) -> list[str]:
+    """The folds of the configured split's cross-validation (data.split_holdout=all): the
+    dataset's materials or contents, or the kfold numbers. Generates synthetic data first."""
+    return split_spec(cfg).fold_values(scan_folder(dataset_root(cfg)))
 
 
 def outputs(cfg: DictConfig) -> int:

@@ -28,8 +28,12 @@ class DataConf:
     root: str = MISSING  # dataset folder; for synthetic data, the cache folder it is written to
     img_size: int = 128
     val_fraction: float = 0.2
-    split: SplitKind = SplitKind.random  # random (seeded, by material) | leave_one_material_out | leave_one_content_out
-    split_holdout: str | None = None  # the material/content held out by the leave-one-out splits
+    # random (seeded, by material) | leave_one_material_out | leave_one_content_out | kfold
+    split: SplitKind = SplitKind.random
+    # what the validation side is: the material/content held out by the leave-one-out splits, the fold's
+    # number (0..folds-1) for kfold; `all`: every one in turn (a cross-validation: with -m one cell each)
+    split_holdout: str | None = None
+    folds: int = 5  # data.split=kfold: how many
     split_seed: int = 0
     preload: bool = True  # decode once into RAM as uint8
     preload_max_side: int | None = None  # downsize huge scans at load time

@@ -31,16 +31,15 @@ def parent_id_of(target: str) -> str:
     return target
 
 
-def pareto_front(client: Any, parent: str) -> str | None:
-    """The Pareto front a multi-objective search logged to its parent run, else None."""
+def artifact_text(client: Any, parent: str, path: str) -> str | None:
+    """A text the sweep logged to its parent run (the Pareto front of a multi-objective search, a
+    cross-validation's table), else None."""
     import tempfile
 
-    from seg58.tracking.study_plots import PARETO_TABLE
-
-    if PARETO_TABLE not in {a.path for a in client.list_artifacts(parent, "search")}:
+    if path not in {a.path for a in client.list_artifacts(parent, str(Path(path).parent).strip("."))}:
         return None
     with tempfile.TemporaryDirectory() as tmp:
-        return Path(client.download_artifacts(parent, PARETO_TABLE, tmp)).read_text().strip()
+        return Path(client.download_artifacts(parent, path, tmp)).read_text().strip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     if groups:
         print(seed_markdown(groups))
     print(sweep_links(client, parent, rows))
-    pareto = pareto_front(client, parent)
+    from seg58.tracking.study_plots import PARETO_TABLE
+
+    folds = artifact_text(client, parent, "cross_validation.txt")
+    if folds:
+        print(folds)
+    pareto = artifact_text(client, parent, PARETO_TABLE)
     if pareto:
         print(f"Pareto front (the non-dominated trials of the search):\n{pareto}")
     if args.register:

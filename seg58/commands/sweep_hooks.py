@@ -18,6 +18,21 @@ log = logging.getLogger(__name__)
 
 
 class SegmentationSweepHooks(SweepHooks):
+    fold_key = "data.split_holdout"  # data.split_holdout=all: one cell per material, content or fold
+
+    def fold_values(self, cfg: Any) -> list[str] | None:
+        from seg58.data.splits import ALL_FOLDS
+
+        if cfg.data.split_holdout != ALL_FOLDS or cfg.data.split == "random":
+            return None
+        from seg58.build.factory import fold_values
+
+        try:
+            return fold_values(cfg) or None
+        except Exception as e:  # no data yet, say: the cell's own checks name the problem
+            log.debug("folds of %s not known: %s", cfg.data.root, e)
+            return None
+
     def program(self, config: Any) -> list[str]:
         return [sys.executable, "-u", "-m", "seg58"]  # the driver adds --config-name when it is not the default
 
@@ -52,6 +67,7 @@ class SegmentationSweepHooks(SweepHooks):
             return
         from seg58.tracking.sweep_run import finish_sweep_run
 
+        _log_cross_validation(tracking, parent, sweep_dir)
         finish_sweep_run(tracking["uri"], parent, failed, str(sweep_dir), register=tracking.get("register"))
 
     def close_lost_run(self, tracking: dict[str, Any], job_dir: Path, state: str) -> str | None:
@@ -78,3 +94,17 @@ class SegmentationSweepHooks(SweepHooks):
 
         return CellProgress(*run_progress(tracking["uri"], Path(cell.get("output_dir", "")) / RUN_ID_FILE,
                                           metric or "val/miou"))
+
+
+def _log_cross_validation(tracking: dict[str, Any], parent: str, sweep_dir: Path) -> None:
+    """The folds' table (seg58/sweep/folds.py, in the summary) onto the sweep's run."""
+    import json
+
+    from seg58.base.names import SUMMARY_FILE
+    from seg58.sweep.folds import format_cv
+    from seg58.tracking.cross_validation import log_cross_validation
+
+    summary = json.loads((sweep_dir / SUMMARY_FILE).read_text()) if (sweep_dir / SUMMARY_FILE).is_file() else {}
+    table = summary.get("cross_validation")
+    if table:
+        log_cross_validation(tracking["uri"], parent, table, format_cv(table, summary.get("metric")))

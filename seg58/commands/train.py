@@ -32,6 +32,7 @@ from seg58.base.names import (
 )
 from seg58.build.schema import config_dir
 from seg58.build.user_errors import reported_as_user_errors
+from seg58.data.splits import ALL_FOLDS
 from seg58.sweep.study import StudySpec, objective_of
 
 log = logging.getLogger("seg58")
@@ -75,6 +76,20 @@ def app(cfg: DictConfig) -> dict:
     callbacks = []
     if study is not None:  # a trial of a search sweep
         tags.update({SEARCH_STUDY_TAG: study.study_name, SEARCH_TRIAL_TAG: str(hc.job.num)})
+    metrics, directions = hc.sweeper.get("metric") or "val/miou", hc.sweeper.get("direction", "maximize")
+    if isinstance(metrics, str):  # a multi-objective search names one metric per direction
+        metrics, directions = [metrics], [directions]
+    if cfg.data.split_holdout == ALL_FOLDS:  # every fold in turn (a grid sweep makes one cell per fold instead)
+        from seg58.commands.cross_validate import cross_validate
+
+        trial = None
+        if study is not None and not isinstance(study.direction, list):
+            from seg58.sweep.trial import TrialHandle
+
+            trial = TrialHandle(study, int(hc.job.num))
+        with reported_as_user_errors():
+            return cross_validate(cfg, run_dir, tags, [str(m) for m in metrics], [str(d) for d in directions], train,
+                                  trial)
     if study is not None and not isinstance(study.direction, list):  # report every epoch, stop when pruned
         from seg58.engine.hooks import PruningHook  # (Optuna prunes no multi-objective study)
         from seg58.sweep.trial import TrialHandle
@@ -89,9 +104,6 @@ def app(cfg: DictConfig) -> dict:
     result["stop"] = summary["stop"].to_dict() if summary["stop"] else None
     result["seconds"] = round(time.time() - started, 1)
     result.update(summary.get("costs", {}))
-    metrics, directions = hc.sweeper.get("metric") or "val/miou", hc.sweeper.get("direction", "maximize")
-    if isinstance(metrics, str):  # a multi-objective search names one metric per direction
-        metrics, directions = [metrics], [directions]
     for metric, direction in zip(metrics, directions, strict=False):  # the best epoch's value, or a cost
         result[metric] = result[metric] if metric in result else \
             objective_of(summary["history"], metric, str(direction))

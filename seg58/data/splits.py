@@ -11,13 +11,13 @@ from seg58.base.errors import DataError
 from seg58.data.folder import Sample
 
 
-def random_split(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
-    """80/20-style split; per-material stratification keeps rare materials on both sides."""
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
-    if len(samples) < 2:
-        raise DataError([f"need at least 2 images to split into train/val, found {len(samples)}"])
-    # Units are source images: augmented copies of one original always land on the same side.
+ALL_FOLDS = "all"  # data.split_holdout=all: every fold in turn (a cross-validation)
+
+
+def _ranked_units(samples: list[Sample], seed: int) -> tuple[list[str], dict[str, list[Sample]]]:
+    """Source images (augmented copies of one original are one unit, always on the same side),
+    in a seeded order stratified by material: any prefix, or every K-th unit, holds about the
+    same share of every material."""
     units: dict[str, list[Sample]] = defaultdict(list)
     for s in sorted(samples, key=lambda s: s.id):
         units[s.group].append(s)
@@ -25,20 +25,44 @@ def random_split(samples: list[Sample], val_fraction: float, seed: int) -> tuple
     for key in sorted(units):
         by_material[units[key][0].material].append(key)
     rng = random.Random(seed)
-    # Stratify: rank each unit by its (shuffled) position within its material, so taking the
-    # first n_val of the whole ranking takes ~val_fraction of every material.
+    # Rank each unit by its (shuffled) position within its material.
     ranked = []
     for material in sorted(by_material):
         keys = by_material[material]
         rng.shuffle(keys)
         ranked += [((i + rng.random()) / len(keys), k) for i, k in enumerate(keys)]
     ranked.sort(key=lambda t: t[0])
+    return [k for _, k in ranked], units
+
+
+def _samples_of(keys: list[str], units: dict[str, list[Sample]]) -> list[Sample]:
+    return sorted((s for k in keys for s in units[k]), key=lambda s: s.id)
+
+
+def random_split(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """80/20-style split; per-material stratification keeps rare materials on both sides."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+    if len(samples) < 2:
+        raise DataError([f"need at least 2 images to split into train/val, found {len(samples)}"])
+    ranked, units = _ranked_units(samples, seed)
     if len(ranked) < 2:
         raise DataError([f"need at least 2 source images to split into train/val, found {len(ranked)}"])
     n_val = min(len(ranked) - 1, max(1, round(len(ranked) * val_fraction)))
-    val = [s for _, k in ranked[:n_val] for s in units[k]]
-    train = [s for _, k in ranked[n_val:] for s in units[k]]
-    return sorted(train, key=lambda s: s.id), sorted(val, key=lambda s: s.id)
+    return _samples_of(ranked[n_val:], units), _samples_of(ranked[:n_val], units)
+
+
+def kfold_split(samples: list[Sample], folds: int, fold: int, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """The random protocol as K folds: every source image is validated on exactly once, copies of
+    one original stay together, each fold holds about 1/K of every material."""
+    ranked, units = _ranked_units(samples, seed)
+    if not 2 <= folds <= len(ranked):
+        raise DataError([f"data.folds={folds}: between 2 and the number of source images ({len(ranked)})"])
+    if not 0 <= fold < folds:
+        raise DataError([f"data.split_holdout={fold}: a fold number 0..{folds - 1} (data.folds={folds})"])
+    val = [k for i, k in enumerate(ranked) if i % folds == fold]
+    train = [k for i, k in enumerate(ranked) if i % folds != fold]
+    return _samples_of(train, units), _samples_of(val, units)
 
 
 GROUP_SPLITS = {"leave_one_material_out": "material", "leave_one_content_out": "content"}
@@ -68,18 +92,44 @@ class SplitSpec:
     seed: int = 0
     holdout: str | None = None
 
+    folds: int = 5
+
     def apply(self, samples: list[Sample]) -> tuple[list[Sample], list[Sample]]:
         kind = SplitKind(self.kind)
+        if self.holdout == ALL_FOLDS and kind is not SplitKind.random:
+            raise DataError([f"data.split_holdout=all names every fold of data.split={kind.value}: one "
+                             "run trains one fold (a cross-validation runs them in turn, or one cell each with -m)"])
         if kind is SplitKind.random:
             return random_split(samples, self.val_fraction, self.seed)
+        if kind is SplitKind.kfold:
+            return kfold_split(samples, self.folds, _fold_number(self.holdout, self.folds), self.seed)
         return group_split(samples, GROUP_SPLITS[kind.value], self.holdout or "")
+
+    def fold_values(self, samples: list[Sample]) -> list[str]:
+        """Every value data.split_holdout takes in a cross-validation of this split, in order."""
+        kind = SplitKind(self.kind)
+        if kind is SplitKind.kfold:
+            return [str(i) for i in range(self.folds)]
+        if kind is SplitKind.random:
+            return []
+        return sorted({getattr(s, GROUP_SPLITS[kind.value]) for s in samples})
 
     def describe(self) -> str:
         if SplitKind(self.kind) is SplitKind.random:
             return f"random, seed {self.seed}"
+        if SplitKind(self.kind) is SplitKind.kfold:
+            return f"kfold, fold {self.holdout} of {self.folds}, seed {self.seed}"
         return f"{self.kind}, held out: {self.holdout}"
 
 
+def _fold_number(holdout: str | None, folds: int) -> int:
+    try:
+        return int(str(holdout))
+    except ValueError:
+        raise DataError([f"data.split_holdout={holdout!r}: data.split=kfold holds out a fold's number "
+                         f"0..{folds - 1}, or all"]) from None
+
+
 def make_split(samples: list[Sample], kind: SplitKind | str, val_fraction: float = 0.2, seed: int = 0,
-               holdout: str | None = None) -> tuple[list[Sample], list[Sample]]:
-    return SplitSpec(kind, val_fraction, seed, holdout).apply(samples)
+               holdout: str | None = None, folds: int = 5) -> tuple[list[Sample], list[Sample]]:
+    return SplitSpec(kind, val_fraction, seed, holdout, folds).apply(samples)

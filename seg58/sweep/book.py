@@ -21,6 +21,7 @@ from seg58.base.errors import ConfigError, UsageError
 from seg58.base.names import CONCURRENT_JOBS_ENV, SUMMARY_FILE
 from seg58.base.stop import is_pruned
 from seg58.build.user_errors import UserFacingError
+from seg58.sweep.folds import cv_table, format_cv
 from seg58.sweep.hooks import SweepHooks
 
 log = logging.getLogger(__name__)
@@ -172,9 +173,14 @@ class SweepBook:
         (or as `fail` says: a search fails only when no trial completed). Idempotent."""
         self._close_lost_runs()
         self.extra["finished"] = True
+        cv = cv_table(self.cells, self.hooks.fold_key) if self.hooks.fold_key else []
+        if cv:
+            self.extra["cross_validation"] = cv
         self.write()
         cells = sorted(self.cells, key=lambda c: c["num"])
         log.info("sweep summary (%s):\n%s", self.sweep_dir / SUMMARY_FILE, format_summary(cells))
+        if cv:
+            log.info("%s", format_cv(cv, self.metric))
         failed = [c for c in cells if c["status"] not in OK_STATES]
         broken = bool(failed) if fail is None else fail
         self.hooks.close_sweep(self.tracking, self.parent, broken, self.sweep_dir)

@@ -22,6 +22,13 @@ class CellProgress(NamedTuple):
 
 
 class SweepHooks:
+    fold_key: str | None = None  # the override naming a cross-validation's fold (None: the app has no folds)
+
+    def fold_values(self, cfg: Any) -> list[str] | None:
+        """When this cell's composed config asks for every fold (its fold key set to `all`), the
+        folds, one cell each (seg58/sweep/folds.py); None otherwise."""
+        return None
+
     def program(self, config: Any) -> list[str]:
         """The command that runs this app again (a detached sweep's driver, rerun hints)."""
         return [sys.executable, "-u", os.path.abspath(sys.argv[0])]

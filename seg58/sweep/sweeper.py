@@ -26,6 +26,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from seg58.base.errors import ConfigError
 from seg58.build.user_errors import reported_as_user_errors
 from seg58.sweep.book import SweepBook, unfinished_cells
+from seg58.sweep.folds import ALL, expand_folds
 from seg58.sweep.hooks import SweepHooks
 from seg58.sweep.space import parse_space, plain
 
@@ -97,12 +98,22 @@ class GridOrSearchSweeper(BasicSweeper):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
         cells = [list(c) for batch in self.split_arguments(overrides, None) for c in batch]
+        if self.hooks.fold_key:
+            cells = expand_folds(cells, self.hooks.fold_key, self._folds_of)
         if self.sample is not None and self.sample < len(cells):
             keep = sorted(random.Random(self.sample_seed).sample(range(len(cells)), self.sample))
             log.info("sampling %d of the grid's %d cells (hydra.sweeper.sample_seed=%d)",
                      self.sample, len(cells), self.sample_seed)
             cells = [cells[i] for i in keep]
         return cells
+
+    def _folds_of(self, cell: list[str]) -> list[str] | None:
+        key = self.hooks.fold_key
+        given = [o.split("=", 1)[1] for o in cell if o.split("=", 1)[0] == key]
+        if given and given[-1] != ALL:
+            return None  # one fold named: no need to compose the cell to know
+        cfg = self.hydra_context.config_loader.load_sweep_config(master_config=self.config, sweep_overrides=cell)
+        return self.hooks.fold_values(cfg)
 
     def search_base(self, arguments: list[str]) -> list[list[str]]:
         """A search's base config (its fixed overrides); a resumed one was checked when it began."""
