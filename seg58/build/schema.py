@@ -131,6 +131,9 @@ class InferConf:
     split: InferSplit = InferSplit.val  # evaluate: val | train | all
     input: str | None = None  # predict: an image or a folder of images
     output: str = "predictions"  # predict: where <name>_mask.png and <name>_overlay.png go
+    # predict: also <name>_uncertainty.png (normalised entropy of the class probabilities, TTA-averaged
+    # under infer.tta; 0 = certain, 255 = uniform) and <name>_uncertainty_overlay.png
+    uncertainty: bool = False
     onnx: str | None = None  # export: the .onnx to write; None: model.onnx in the command's output folder
 
 

@@ -22,14 +22,17 @@ def app(cfg: DictConfig) -> None:
     with reported_as_user_errors():
         check_config(cfg)
         files = run_predict(cfg, list(HydraConfig.get().overrides.task))
-    print(f"wrote masks and overlays of {len(files)} image(s) to {cfg.infer.output}")
+    what = "masks, overlays and uncertainty maps" if cfg.infer.uncertainty else "masks and overlays"
+    print(f"wrote {what} of {len(files)} image(s) to {cfg.infer.output}")
 
 
 def run_predict(cfg: DictConfig, explicit: list[str]) -> list[Path]:
     from seg58.build import factory
     from seg58.data.folder import IMAGE_SUFFIXES, fitted_size
-    from seg58.engine.inference import write_prediction
+    from seg58.engine.inference import write_prediction, write_uncertainty
     from seg58.engine.runtime import resolve_device
+    from seg58.modeling.calibration import normalized_entropy
+    from seg58.modeling.hierarchy import fine_labels
     from seg58.tracking.run_source import with_run
 
     cfg, ckpt = with_run(cfg, explicit)
@@ -51,6 +54,9 @@ def run_predict(cfg: DictConfig, explicit: list[str]) -> list[Path]:
             im = im.convert("RGB")
             im = im.resize(fitted_size(im.size, cfg.data.preload_max_side), Image.Resampling.BOX)
             image = np.asarray(im)
-        pred = predictor.predict(image, resolution, image.shape[:2]).cpu().numpy()
-        write_prediction(image, pred, out, path.stem)
+        scores = predictor.scores_at(image, resolution, image.shape[:2])  # at the mask's size
+        write_prediction(image, fine_labels(scores, predictor.num_classes, dim=0).cpu().numpy(), out, path.stem)
+        if i.uncertainty:
+            entropy = normalized_entropy(predictor.as_probabilities(scores))
+            write_uncertainty(image, entropy.cpu().numpy(), out, path.stem)
     return files

@@ -19,7 +19,10 @@ from seg58.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from seg58.engine.evaluator import SegmentationEvaluator
 from seg58.engine.runtime import autocast_dtype
 from seg58.engine.visuals import colorize
+from seg58.modeling.calibration import CalibrationBins
 from seg58.modeling.hierarchy import fine_labels, fine_logits
+
+ECE_BINS = 15  # the usual choice (Guo et al. 2017), so `<prefix>/ece` compares with published figures
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -125,9 +128,18 @@ class Predictor:
         existed), else the averaged probabilities."""
         return self.logits(x) if self.tta is Tta.none else self.probabilities(x)
 
+    def as_probabilities(self, scores: torch.Tensor) -> torch.Tensor:
+        """`scores` as class probabilities: the softmax of the logits; under TTA they already are."""
+        return scores.softmax(0) if self.tta is Tta.none else scores
+
     def predict(self, image: np.ndarray, resolution: int | None, out_size: tuple[int, int]) -> torch.Tensor:
         """Label map (HxW, long; 0..15, 255 = background) at `out_size` (h, w); inference at
         longest side = `resolution`."""
+        return fine_labels(self.scores_at(image, resolution, out_size), self.num_classes, dim=0)
+
+    def scores_at(self, image: np.ndarray, resolution: int | None, out_size: tuple[int, int]) -> torch.Tensor:
+        """`scores` (CxHxW) of a uint8 image, inferred at longest side = `resolution` and
+        resized to `out_size` (h, w)."""
         if resolution:
             w, h = fitted_size((image.shape[1], image.shape[0]), resolution)
             if max(image.shape[:2]) < resolution:  # upscale small images to the trained scale
@@ -137,7 +149,7 @@ class Predictor:
         scores = self.scores(to_tensor(image))
         if tuple(scores.shape[-2:]) != tuple(out_size):
             scores = F.interpolate(scores[None], size=out_size, mode="bilinear", align_corners=False)[0]
-        return fine_labels(scores, self.num_classes, dim=0)
+        return scores
 
 
 def evaluate(predictor: Predictor, samples: Iterable[Sample], resolution: int | None,
@@ -146,17 +158,22 @@ def evaluate(predictor: Predictor, samples: Iterable[Sample], resolution: int | 
              hierarchy: HierarchyMapping | str = HierarchyMapping.seg58) -> dict:
     """Metrics (named `<prefix>/...`, as validation names them `val/...`) against each mask at
     its (pre-load) resolution, with the same evaluator as validation, plus per-class precision,
-    recall and F1 (validation leaves those out to keep per-epoch logging small)."""
+    recall and F1 (validation leaves those out to keep per-epoch logging small), and `<prefix>/ece`,
+    the expected calibration error of the top-class probability (15 bins; `reliability` is its table)."""
     evaluator = SegmentationEvaluator(predictor.num_classes, ignore_index=ignore_index, device=predictor.device,
                                       background=background, mapping=hierarchy)
+    calibration = CalibrationBins(ECE_BINS, ignore_index, predictor.device)
     n = 0
     for sample in samples:
         image, mask = load_pair(sample, max_side)
-        pred = predictor.predict(image, resolution, mask.shape)
-        evaluator.update(pred, torch.from_numpy(mask).to(predictor.device).long())
+        scores = predictor.scores_at(image, resolution, mask.shape)
+        truth = torch.from_numpy(mask).to(predictor.device).long()
+        evaluator.update(fine_labels(scores, predictor.num_classes, dim=0), truth)
+        calibration.update(predictor.as_probabilities(scores), truth)
         n += 1
-    metrics = evaluator.metrics(prefix, detailed=True)
-    return {"metrics": metrics, "images": n, "confusion": evaluator.confusion.numpy()}
+    metrics = {**evaluator.metrics(prefix, detailed=True), f"{prefix}/ece": calibration.ece()}
+    return {"metrics": metrics, "images": n, "confusion": evaluator.confusion.numpy(),
+            "reliability": calibration.table()}
 
 
 def write_prediction(image: np.ndarray, pred: np.ndarray, out_dir: Path, stem: str, alpha: float = 0.5) -> None:
@@ -165,5 +182,22 @@ def write_prediction(image: np.ndarray, pred: np.ndarray, out_dir: Path, stem: s
     blended on the image)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     Image.fromarray(pred.astype(np.uint8), mode="L").save(out_dir / f"{stem}_mask.png")
-    blend = (image * (1 - alpha) + colorize(pred.astype(np.uint8)) * alpha).astype(np.uint8)
-    Image.fromarray(blend).save(out_dir / f"{stem}_overlay.png")
+    _blend(image, colorize(pred.astype(np.uint8)), alpha).save(out_dir / f"{stem}_overlay.png")
+
+
+def write_uncertainty(image: np.ndarray, uncertainty: np.ndarray, out_dir: Path, stem: str,
+                      alpha: float = 0.5) -> None:
+    """<stem>_uncertainty.png: an HxW map in [0, 1] (the normalised entropy) as 8-bit grey, 0 =
+    certain, 255 = all classes equally likely; <stem>_uncertainty_overlay.png: the same in the
+    `inferno` colormap (dark = certain, bright yellow = uncertain) blended on the image."""
+    from matplotlib import colormaps
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    grey = np.rint(np.clip(uncertainty, 0, 1) * 255).astype(np.uint8)
+    Image.fromarray(grey, mode="L").save(out_dir / f"{stem}_uncertainty.png")
+    heat = colormaps["inferno"](grey, bytes=True)[..., :3]
+    _blend(image, heat, alpha).save(out_dir / f"{stem}_uncertainty_overlay.png")
+
+
+def _blend(image: np.ndarray, colors: np.ndarray, alpha: float) -> Image.Image:
+    return Image.fromarray((image * (1 - alpha) + colors * alpha).astype(np.uint8))

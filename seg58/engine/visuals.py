@@ -80,6 +80,29 @@ def confusion(matrix: np.ndarray, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def reliability(table: dict[str, list[float]], path: Path, title: str) -> None:
+    """Reliability diagram of a `CalibrationBins.table()`: per confidence bin its accuracy (bars)
+    against the diagonal of perfect calibration, and the share of pixels in each bin."""
+    plt = _plt()
+    lower, upper = np.array(table["lower"]), np.array(table["upper"])
+    accuracy = np.nan_to_num(np.array(table["accuracy"], dtype=float))
+    share = np.array(table["count"], dtype=float) / max(sum(table["count"]), 1)
+    fig, (ax, ax_n) = plt.subplots(2, 1, figsize=(5, 6), dpi=110, sharex=True, height_ratios=(3, 1))
+    ax.bar(lower, accuracy, width=upper - lower, align="edge", edgecolor="black", linewidth=0.5, label="accuracy")
+    ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    ax_n.bar(lower, share, width=upper - lower, align="edge", color="gray", edgecolor="black", linewidth=0.5)
+    ax_n.set_xlim(0, 1)
+    ax_n.set_xlabel("confidence (top-class probability)")
+    ax_n.set_ylabel("share of pixels")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def overlays(images: np.ndarray, truths: np.ndarray, preds: np.ndarray, path: Path, title: str) -> None:
     """One row per image: image | ground truth | prediction, and a legend of the classes shown."""
     plt = _plt()

@@ -11,11 +11,14 @@ import numpy as np
 from omegaconf import DictConfig
 
 
-def log_eval(cfg: DictConfig, ckpt: Path, scope: str, metrics: dict[str, float], confusion: np.ndarray) -> None:
-    """Into the source run when evaluating an MLflow run, else into a new run of `eval`."""
+def log_eval(cfg: DictConfig, ckpt: Path, scope: str, metrics: dict[str, float], confusion: np.ndarray,
+             reliability: dict[str, list[float]] | None = None) -> None:
+    """Into the source run when evaluating an MLflow run, else into a new run of `eval`; the
+    confusion matrix, and the reliability diagram when given, as PNGs under eval/."""
     from mlflow.tracking import MlflowClient
 
     from seg58.engine.visuals import confusion as plot_confusion
+    from seg58.engine.visuals import reliability as plot_reliability
     from seg58.tracking.store import ensure_store, experiment_id, resolve_uri
 
     uri = resolve_uri(cfg.tracking.uri)
@@ -31,8 +34,12 @@ def log_eval(cfg: DictConfig, ckpt: Path, scope: str, metrics: dict[str, float],
     client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
     client.set_tag(run_id, f"eval.{scope.replace('/', '.')}.mode", f"{cfg.infer.mode} (window {cfg.infer.window})")
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"confusion_{scope.replace('/', '_')}.png"
-        plot_confusion(confusion, path, f"{scope}: mIoU {metrics[f'eval/{scope}/miou']:.3f}")
-        client.log_artifact(run_id, str(path), artifact_path="eval")
+        name = scope.replace("/", "_")
+        plot_confusion(confusion, Path(tmp) / f"confusion_{name}.png",
+                       f"{scope}: mIoU {metrics[f'eval/{scope}/miou']:.3f}")
+        if reliability is not None:
+            plot_reliability(reliability, Path(tmp) / f"reliability_{name}.png",
+                             f"{scope}: ECE {metrics[f'eval/{scope}/ece']:.3f}")
+        client.log_artifacts(run_id, tmp, artifact_path="eval")
     if not cfg.infer.run_id:
         client.set_terminated(run_id, "FINISHED")
