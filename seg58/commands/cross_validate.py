@@ -34,6 +34,7 @@ def cross_validate(cfg: DictConfig, run_dir: Path, tags: dict[str, str], metrics
     from seg58.build.config_checks import check_config
 
     key = "data.split_holdout"
+    check_config(cfg)
     folds = factory.fold_values(cfg)
     fold_cfgs = [_with_fold(cfg, v) for v in folds]
     for fold_cfg in fold_cfgs:  # every fold's config, before the first one trains

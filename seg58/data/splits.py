@@ -14,21 +14,25 @@ from seg58.data.folder import Sample
 ALL_FOLDS = "all"  # data.split_holdout=all: every fold in turn (a cross-validation)
 
 
-def _ranked_units(samples: list[Sample], seed: int) -> tuple[list[str], dict[str, list[Sample]]]:
+def _units(samples: list[Sample]) -> tuple[dict[str, list[str]], dict[str, list[Sample]]]:
     """Source images (augmented copies of one original are one unit, always on the same side),
-    in a seeded order stratified by material: any prefix, or every K-th unit, holds about the
-    same share of every material."""
+    by material, both in sorted order."""
     units: dict[str, list[Sample]] = defaultdict(list)
     for s in sorted(samples, key=lambda s: s.id):
         units[s.group].append(s)
     by_material: dict[str, list[str]] = defaultdict(list)
     for key in sorted(units):
         by_material[units[key][0].material].append(key)
+    return dict(sorted(by_material.items())), units
+
+
+def _ranked_units(samples: list[Sample], seed: int) -> tuple[list[str], dict[str, list[Sample]]]:
+    """Units in a seeded order stratified by material: any prefix holds about the same share of
+    every material (each unit ranked by its shuffled position within its material)."""
+    by_material, units = _units(samples)
     rng = random.Random(seed)
-    # Rank each unit by its (shuffled) position within its material.
     ranked = []
-    for material in sorted(by_material):
-        keys = by_material[material]
+    for keys in by_material.values():
         rng.shuffle(keys)
         ranked += [((i + rng.random()) / len(keys), k) for i, k in enumerate(keys)]
     ranked.sort(key=lambda t: t[0])
@@ -55,13 +59,18 @@ def random_split(samples: list[Sample], val_fraction: float, seed: int) -> tuple
 def kfold_split(samples: list[Sample], folds: int, fold: int, seed: int) -> tuple[list[Sample], list[Sample]]:
     """The random protocol as K folds: every source image is validated on exactly once, copies of
     one original stay together, each fold holds about 1/K of every material."""
-    ranked, units = _ranked_units(samples, seed)
-    if not 2 <= folds <= len(ranked):
-        raise DataError([f"data.folds={folds}: between 2 and the number of source images ({len(ranked)})"])
+    by_material, units = _units(samples)
+    rng = random.Random(seed)
+    for keys in by_material.values():
+        rng.shuffle(keys)
+    if not 2 <= folds <= len(units):
+        raise DataError([f"data.folds={folds}: between 2 and the number of source images ({len(units)})"])
     if not 0 <= fold < folds:
         raise DataError([f"data.split_holdout={fold}: a fold number 0..{folds - 1} (data.folds={folds})"])
-    val = [k for i, k in enumerate(ranked) if i % folds == fold]
-    train = [k for i, k in enumerate(ranked) if i % folds != fold]
+    # dealt like cards, material after material: every fold gets its share of each material
+    dealt = [k for keys in by_material.values() for k in keys]
+    val = [k for i, k in enumerate(dealt) if i % folds == fold]
+    train = [k for i, k in enumerate(dealt) if i % folds != fold]
     return _samples_of(train, units), _samples_of(val, units)
 
 

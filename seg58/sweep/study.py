@@ -44,9 +44,13 @@ class StudySpec:
         return optuna.storages.JournalStorage(JournalFileBackend(str(Path(self.storage).resolve())))
 
     def make_pruner(self) -> Any:
+        import warnings
+
         import optuna
 
-        return instantiate_spec(self.pruner) if self.pruner else optuna.pruners.NopPruner()
+        with warnings.catch_warnings():  # WilcoxonPruner is "experimental" in Optuna 5: said once, in the docs
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return instantiate_spec(self.pruner) if self.pruner else optuna.pruners.NopPruner()
 
     def load(self, storage: Any = None, sampler: Any = None) -> Any:
         """The study with this spec's pruner (Optuna does not store it); `sampler` for the
