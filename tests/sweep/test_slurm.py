@@ -249,3 +249,17 @@ def test_detached_search_runs_under_its_driver(slurm, tmp_path):
 
     study = StudySpec(**json.loads((sweep_dir / "search.json").read_text())["study"]).load()
     assert sorted(t.state.name for t in study.trials) == ["COMPLETE", "PRUNED"]
+
+
+def test_a_cross_validation_fans_out_one_slurm_job_per_fold(slurm, tmp_path):
+    env, run, _ = slurm
+    rc, out = run("experiment=smoke", "data.split=kfold", "data.folds=2", "data.split_holdout=all",
+                  "tracking=none")
+    assert rc == 0, out[-3000:]
+    cells = summary(tmp_path)
+    assert [c["overrides"][-1] for c in cells] == ["data.split_holdout=0", "data.split_holdout=1"]
+    assert all(sacct_states(env, c["job_id"]) == ["COMPLETED"] for c in cells)
+    (path,) = tmp_path.glob("multirun/*/*/sweep_summary.json")
+    (group,) = json.loads(path.read_text())["cross_validation"]
+    assert group["folds"] == {"0": cells[0]["objective"], "1": cells[1]["objective"]}
+    assert "cross-validation of val/miou: mean ± std over folds" in out
