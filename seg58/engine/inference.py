@@ -146,17 +146,19 @@ def evaluate(predictor: Predictor, samples: Iterable[Sample], resolution: int | 
              hierarchy: HierarchyMapping | str = HierarchyMapping.seg58) -> dict:
     """Metrics (named `<prefix>/...`, as validation names them `val/...`) against each mask at
     its (pre-load) resolution, with the same evaluator as validation, plus per-class precision,
-    recall and F1 (validation leaves those out to keep per-epoch logging small)."""
+    recall and F1 (validation leaves those out to keep per-epoch logging small), the bootstrap
+    interval of mIoU and mIoU per material and content; "per_image" = (ids, (N, C, C) matrices)."""
     evaluator = SegmentationEvaluator(predictor.num_classes, ignore_index=ignore_index, device=predictor.device,
-                                      background=background, mapping=hierarchy)
+                                      background=background, mapping=hierarchy, per_image=True)
     n = 0
     for sample in samples:
         image, mask = load_pair(sample, max_side)
         pred = predictor.predict(image, resolution, mask.shape)
-        evaluator.update(pred, torch.from_numpy(mask).to(predictor.device).long())
+        evaluator.update(pred, torch.from_numpy(mask).to(predictor.device).long(), samples=[sample])
         n += 1
     metrics = evaluator.metrics(prefix, detailed=True)
-    return {"metrics": metrics, "images": n, "confusion": evaluator.confusion.numpy()}
+    return {"metrics": metrics, "images": n, "confusion": evaluator.confusion.numpy(),
+            "per_image": evaluator.per_image_confusion()}
 
 
 def write_prediction(image: np.ndarray, pred: np.ndarray, out_dir: Path, stem: str, alpha: float = 0.5) -> None:

@@ -1,4 +1,4 @@
-"""`seg58 evaluate`'s metrics and confusion matrix into MLflow: into the source run when a run
+"""`seg58 evaluate`'s metrics, confusion matrix and per-image matrices into MLflow: into the source run when a run
 was evaluated (beside its training metrics), else into a new run of the `eval` experiment."""
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ import numpy as np
 from omegaconf import DictConfig
 
 
-def log_eval(cfg: DictConfig, ckpt: Path, scope: str, metrics: dict[str, float], confusion: np.ndarray) -> None:
-    """Into the source run when evaluating an MLflow run, else into a new run of `eval`."""
+def log_eval(cfg: DictConfig, ckpt: Path, scope: str, metrics: dict[str, float], confusion: np.ndarray,
+             per_image: tuple[list[str], np.ndarray] | None = None) -> None:
+    """Into the source run when evaluating an MLflow run, else into a new run of `eval`; the
+    per-image matrices under per_image/eval/<scope>/ (what `seg58 report --compare` reads)."""
     from mlflow.tracking import MlflowClient
 
     from seg58.engine.visuals import confusion as plot_confusion
@@ -34,5 +36,9 @@ def log_eval(cfg: DictConfig, ckpt: Path, scope: str, metrics: dict[str, float],
         path = Path(tmp) / f"confusion_{scope.replace('/', '_')}.png"
         plot_confusion(confusion, path, f"{scope}: mIoU {metrics[f'eval/{scope}/miou']:.3f}")
         client.log_artifact(run_id, str(path), artifact_path="eval")
+    if per_image is not None:
+        from seg58.tracking.per_image import log_per_image
+
+        log_per_image(client, run_id, f"eval/{scope}", *per_image)
     if not cfg.infer.run_id:
         client.set_terminated(run_id, "FINISHED")
