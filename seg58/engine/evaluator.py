@@ -69,9 +69,12 @@ class SegmentationEvaluator:
         samples: the images of the batch, in order (their .id, .material, .content), for per-image
         matrices (else they are numbered by position)."""
         fine_pred = self._scored(pred, "fine", self.fine)
-        self.fine.update(fine_pred, truth)
-        if self._images is not None:
-            self._keep_images(self.fine.per_image(fine_pred, truth), samples)
+        if self._images is None:
+            self.fine.update(fine_pred, truth)
+        else:  # the total is the sum of the images': one bincount, not two
+            matrices = self.fine.per_image(fine_pred, truth)
+            self.fine.matrix += matrices.sum(0)
+            self._keep_images(matrices, samples)
         for level, cm in self.levels.items():
             table = self._tables[level]
             cm.update(self._scored(table[pred], level, cm), table[truth])

@@ -29,9 +29,8 @@ class ConfusionMatrix:
         if target.dim() == 2:
             pred, target = pred[None], target[None]
         c, b = self.num_classes, target.shape[0]
-        keep = target != self.ignore_index
-        image = torch.arange(b, device=target.device).view(b, *[1] * (target.dim() - 1)).expand_as(target)
-        idx = (image[keep] * c + target[keep].long()) * c + pred[keep].long()
+        offset = torch.arange(b, device=target.device).view(b, *[1] * (target.dim() - 1)) * (c * c)
+        idx = (offset + target.long() * c + pred.long())[target != self.ignore_index]
         return torch.bincount(idx, minlength=b * c * c).view(b, c, c)
 
     def compute(self, scored: int | None = None) -> dict:

@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 from seg58.base.errors import UsageError
 from seg58.commands.report import compare
 from seg58.modeling.intervals import load_per_image
+from seg58.tracking.leaderboard import leaderboard, to_csv, to_markdown
 from seg58.tracking.per_image import download_per_image, log_per_image
 
 SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null",
@@ -42,6 +43,24 @@ def test_compare_matches_images_by_id_and_warns_about_the_rest(tracking_uri, cap
         compare(client, runs[0], runs[3], "val")
     with pytest.raises(UsageError, match="scope 'eval/val': it has val"):
         compare(client, runs[0], runs[1], "eval/val")
+
+
+def test_leaderboard_shows_the_interval_beside_miou_when_a_run_logged_one(tracking_uri):
+    from seg58.base.names import PARENT_RUN_TAG
+
+    client = MlflowClient(tracking_uri)
+    exp = client.create_experiment("board")
+    parent = client.create_run(exp, run_name="sweep").info.run_id
+    for name, metrics in (("with", {"best/val_miou": 0.412, "best/val_miou_ci_low": 0.371,
+                                    "best/val_miou_ci_high": 0.455}), ("without", {"best/val_miou": 0.3})):
+        run = client.create_run(exp, run_name=name, tags={PARENT_RUN_TAG: parent}).info.run_id
+        for key, value in metrics.items():
+            client.log_metric(run, key, value)
+        client.set_terminated(run, "FINISHED")
+    rows = leaderboard(client, parent)
+    table = to_markdown(rows).splitlines()
+    assert "| 0.4120 [0.3710, 0.4550] |" in table[2] and "| 0.3000 |" in table[3]
+    assert to_csv(rows).splitlines()[0].endswith("run_id,val_miou_ci_low,val_miou_ci_high")
 
 
 @pytest.mark.slow  # two short trainings, one evaluate and four reports through the real CLI
