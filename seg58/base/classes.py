@@ -1,5 +1,7 @@
 """ARTeFACT label set: one place for names, ids and the colour palette."""
 
+import re
+
 CLASS_NAMES: tuple[str, ...] = (
     "Clean",
     "Material loss",
@@ -53,5 +55,6 @@ BACKGROUND_RGB = rgb(COLORS[IGNORE_INDEX])
 
 
 def metric_key(name: str) -> str:
-    """MLflow-safe metric suffix for a class name ("Material loss" -> "material_loss")."""
-    return name.lower().replace(" ", "_")
+    """MLflow-safe metric suffix for a class or metadata name ("Material loss" -> "material_loss",
+    "Film / emulsion" -> "film_emulsion"): lower case, every run of other characters one "_"."""
+    return re.sub(r"[^a-z0-9.-]+", "_", name.strip().lower()).strip("_") or "_"

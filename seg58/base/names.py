@@ -9,6 +9,8 @@ BEST_CHECKPOINT = "best.pt"  # the best epoch's weights
 RUN_ID_FILE = "mlflow_run_id"  # the MLflow run a job logs to (a requeued job continues it)
 COMPLETED_MARKER = "COMPLETED"  # the run finished: `trainer.resume=auto` never picks it up again
 VISUALS_DIR = "visuals"
+PER_IMAGE_DIR = "per_image"  # <scope>/per_image_confusion.npz: one confusion matrix per image ...
+PER_IMAGE_FILE = "per_image_confusion.npz"  # ... (scope `val`: the best epoch; `eval/<split>`: evaluate)
 
 # -- a sweep's folder (multirun/<date>/<time>/...) ------------------------------------------
 SUMMARY_FILE = "sweep_summary.json"  # every cell, from planned to ended

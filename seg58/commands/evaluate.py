@@ -46,6 +46,6 @@ def run_evaluate(cfg: DictConfig, explicit: list[str]) -> dict[str, Any]:
     if cfg.tracking.enabled:
         from seg58.tracking.eval_log import log_eval
 
-        log_eval(cfg, ckpt, eval_scope(cfg), metrics, result["confusion"], result["reliability"])
+        log_eval(cfg, ckpt, eval_scope(cfg), metrics, result["confusion"], result["reliability"], result["per_image"])
     return {"metrics": metrics, "images": result["images"], "checkpoint": str(ckpt), "mode": str(cfg.infer.mode),
             "tta": str(cfg.infer.tta)}

@@ -1,10 +1,12 @@
 """`seg58 report <sweep folder | parent run id> [--register NAME]`: a sweep's leaderboard from
-MLflow alone, re-logged to its parent run; optionally the best run's model registered."""
+MLflow alone, re-logged to its parent run; optionally the best run's model registered.
+`seg58 report --compare RUN_A RUN_B`: is B better than A beyond what the choice of images explains?"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,17 +44,60 @@ def artifact_text(client: Any, parent: str, path: str) -> str | None:
         return Path(client.download_artifacts(parent, path, tmp)).read_text().strip()
 
 
+def compare(client: Any, run_a: str, run_b: str, scope: str, level: float = 0.95, n_boot: int = 1000) -> str:
+    """Both runs' mIoU with its bootstrap interval, and the paired difference B - A over the images
+    they share (matched by id), resampling the same images for both."""
+    from seg58.modeling.intervals import bootstrap_miou, paired_difference
+    from seg58.tracking.per_image import download_per_image
+    from seg58.tracking.store import get_run
+
+    names = {r: get_run(client, r).info.run_name for r in (run_a, run_b)}  # unknown ids fail here
+    (ids_a, mats_a), (ids_b, mats_b) = (download_per_image(client, r, scope) for r in (run_a, run_b))
+    shared = sorted(set(ids_a) & set(ids_b))
+    if not shared:
+        raise UsageError(f"runs {run_a} and {run_b} share no image (scope {scope!r}): nothing to compare")
+    if mats_a.shape[1:] != mats_b.shape[1:]:
+        raise UsageError(f"runs {run_a} and {run_b} score different classes ({mats_a.shape[1]} vs "
+                         f"{mats_b.shape[1]}): not comparable")
+    if len(shared) < max(len(ids_a), len(ids_b)):
+        print(f"seg58 report: warning: only {len(shared)} images are in both runs ({len(ids_a)} in A, "
+              f"{len(ids_b)} in B); comparing those", file=sys.stderr)
+    a = mats_a[[ids_a.index(i) for i in shared]] if shared != ids_a else mats_a
+    b = mats_b[[ids_b.index(i) for i in shared]] if shared != ids_b else mats_b
+    pct = f"{level * 100:g} %"
+    lines = [f"scope {scope}: {len(shared)} images, {pct} percentile intervals over {n_boot} bootstrap resamples"]
+    for tag, run, mats in (("A", run_a, a), ("B", run_b, b)):
+        point, lo, hi = bootstrap_miou(mats, n_boot, level=level)
+        lines.append(f"{tag}: {names[run]} ({run})  mIoU {point:.4f} [{lo:.4f}, {hi:.4f}]")
+    diff, lo, hi, excludes = paired_difference(a, b, n_boot, level=level)
+    lines.append(f"B - A: {diff:+.4f} [{lo:+.4f}, {hi:+.4f}] (paired: the same images resampled for both)")
+    verdict = "B is better than A" if lo > 0 else "A is better than B" if hi < 0 else "not distinguishable"
+    lines.append(f"{verdict} at {pct}" + ("" if excludes else " (the interval holds 0)"))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="seg58 report", description="a sweep's leaderboard, from MLflow")
-    parser.add_argument("target", help="multirun/<date>/<time> folder, or the sweep's parent run id")
+    parser = argparse.ArgumentParser(prog="seg58 report", description="a sweep's leaderboard, from MLflow; "
+                                     "or two runs compared with bootstrap intervals (--compare)")
+    parser.add_argument("target", nargs="?", help="multirun/<date>/<time> folder, or the sweep's parent run id")
+    parser.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), default=None,
+                        help="two run ids: each mIoU with its 95 %% interval and the paired difference B - A")
+    parser.add_argument("--scope", default="val",
+                        help="with --compare: whose per-image matrices: val (the best training epoch, "
+                             "default) or eval/<split>[/tta_<x>] (what `seg58 evaluate` logged)")
     parser.add_argument("--tracking-uri", default=None,
                         help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
     parser.add_argument("--no-log", action="store_true", help="print only; do not re-log to the parent run")
     parser.add_argument("--register", metavar="NAME", default=None,
                         help="register the best finished run's model as a new version of NAME, alias champion")
     args = parser.parse_args(argv)
+    if (args.target is None) == (args.compare is None):
+        parser.error("give a sweep (folder or parent run id), or --compare RUN_A RUN_B, not both")
     from seg58.tracking.store import existing_store, get_run
 
+    if args.compare:
+        print(compare(existing_store(args.tracking_uri), *args.compare, args.scope))
+        return 0
     parent = parent_id_of(args.target)
     client = existing_store(args.tracking_uri)
     name = get_run(client, parent).info.run_name

@@ -24,6 +24,7 @@ from seg58.base.names import (
     LAST_CHECKPOINT,
     PARENT_EXPERIMENT_ENV,
     PARENT_RUN_ENV,
+    PER_IMAGE_DIR,
     RUN_ID_FILE,
     SEARCH_STUDY_TAG,
     SEARCH_TRIAL_TAG,
@@ -145,7 +146,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
     from seg58.base.errors import DataError
     from seg58.build import factory
     from seg58.build.config_checks import check_config
-    from seg58.engine.hooks import CostMeter, EarlyStopping
+    from seg58.engine.hooks import BestEpochPerImage, CostMeter, EarlyStopping
     from seg58.engine.runtime import autocast_dtype, available_cpus, precision_name
 
     check_config(cfg)
@@ -176,6 +177,10 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
         from seg58.engine.visuals import BestEpochVisuals
 
         callbacks.append(BestEpochVisuals(splits.val, visuals_dir, cfg.trainer.visuals))
+    end_dirs = {"visuals": visuals_dir} if visuals_dir else {}
+    if run_dir is not None:  # the best epoch's per-image matrices, for `seg58 report --compare`
+        end_dirs[PER_IMAGE_DIR] = run_dir / PER_IMAGE_DIR
+        callbacks.append(BestEpochPerImage(end_dirs[PER_IMAGE_DIR]))
     if cfg.tracking.enabled:
         from seg58.tracking.run_logger import MlflowCallback
 
@@ -192,7 +197,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
             log_checkpoint=cfg.tracking.log_checkpoint,
             run_id_file=run_dir / RUN_ID_FILE if run_dir else None,
             parent_run_id=(tags or {}).get(SWEEP_PARENT_TAG),
-            end_artifact_dirs={"visuals": visuals_dir} if visuals_dir else None,
+            end_artifact_dirs=end_dirs,
             dataset=data,
             system_metrics=cfg.tracking.system_metrics,
             system_metrics_interval_s=cfg.tracking.system_metrics_interval_s,

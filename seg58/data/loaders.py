@@ -3,9 +3,11 @@ on GPU."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, SequentialSampler
 
 from seg58.base.errors import ConfigError
 from seg58.data.build import DataSplits
@@ -26,3 +28,13 @@ def make_loaders(splits: DataSplits, batch_size: int, workers: int, device: torc
                        generator=torch.Generator().manual_seed(seed), **common)
     val = DataLoader(splits.val, batch_size=batch_size, shuffle=False, **common)
     return train, val
+
+
+def ordered_samples(loader: Any) -> list[Any] | None:
+    """The samples a loader yields, in its order when it does not shuffle (validation), so that
+    per-image results can be attributed to images by position; None when that order is unknown."""
+    dataset = getattr(loader, "dataset", None)
+    samples = getattr(dataset, "samples", None)
+    if samples is None or not isinstance(getattr(loader, "sampler", None), SequentialSampler):
+        return None
+    return list(samples) if len(samples) == len(dataset) else None

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
+from seg58.base.names import PER_IMAGE_FILE
 from seg58.base.stop import StopKind, StopReason
 from seg58.engine.benchmark import inference_ms, parameter_count
 from seg58.engine.trainer import Callback, Trainer
+from seg58.modeling.intervals import save_per_image
 
 
 class EarlyStopping(Callback):
@@ -82,3 +85,20 @@ class CostMeter(Callback):
                                           memory_format=trainer.memory_format),
             "cost/peak_mem_mb": max(peaks, default=math.nan),
         }
+
+
+class BestEpochPerImage(Callback):
+    """Writes the best epoch's per-image validation confusion matrices to
+    `folder/<scope>/per_image_confusion.npz` whenever the best epoch changes (so a crash keeps
+    them), for comparing two training runs image by image (`seg58 report --compare`); a tracker
+    that logs `folder` at the end carries them into the run."""
+
+    def __init__(self, folder: Path, scope: str = "val"):
+        self.path = Path(folder) / scope / PER_IMAGE_FILE
+        self.scope = scope
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+        if trainer.best["epoch"] != epoch or trainer.last_per_image is None:
+            return
+        ids, matrices = trainer.last_per_image
+        save_per_image(self.path, ids, matrices, scope=self.scope, epoch=str(epoch))

@@ -158,22 +158,24 @@ def evaluate(predictor: Predictor, samples: Iterable[Sample], resolution: int | 
              hierarchy: HierarchyMapping | str = HierarchyMapping.seg58) -> dict:
     """Metrics (named `<prefix>/...`, as validation names them `val/...`) against each mask at
     its (pre-load) resolution, with the same evaluator as validation, plus per-class precision,
-    recall and F1 (validation leaves those out to keep per-epoch logging small), and `<prefix>/ece`,
-    the expected calibration error of the top-class probability (15 bins; `reliability` is its table)."""
+    recall and F1 (validation leaves those out to keep per-epoch logging small), the bootstrap
+    interval of mIoU and mIoU per material and content, and `<prefix>/ece`, the expected calibration
+    error of the top-class probability (15 bins; `reliability` is its table); "per_image" = (ids,
+    (N, C, C) matrices)."""
     evaluator = SegmentationEvaluator(predictor.num_classes, ignore_index=ignore_index, device=predictor.device,
-                                      background=background, mapping=hierarchy)
+                                      background=background, mapping=hierarchy, per_image=True)
     calibration = CalibrationBins(ECE_BINS, ignore_index, predictor.device)
     n = 0
     for sample in samples:
         image, mask = load_pair(sample, max_side)
         scores = predictor.scores_at(image, resolution, mask.shape)
         truth = torch.from_numpy(mask).to(predictor.device).long()
-        evaluator.update(fine_labels(scores, predictor.num_classes, dim=0), truth)
+        evaluator.update(fine_labels(scores, predictor.num_classes, dim=0), truth, samples=[sample])
         calibration.update(predictor.as_probabilities(scores), truth)
         n += 1
     metrics = {**evaluator.metrics(prefix, detailed=True), f"{prefix}/ece": calibration.ece()}
     return {"metrics": metrics, "images": n, "confusion": evaluator.confusion.numpy(),
-            "reliability": calibration.table()}
+            "reliability": calibration.table(), "per_image": evaluator.per_image_confusion()}
 
 
 def write_prediction(image: np.ndarray, pred: np.ndarray, out_dir: Path, stem: str, alpha: float = 0.5) -> None:

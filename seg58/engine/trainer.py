@@ -20,6 +20,7 @@ from seg58.base.classes import CLASS_NAMES
 from seg58.base.errors import NonFiniteLossError
 from seg58.base.names import BEST_CHECKPOINT, LAST_CHECKPOINT
 from seg58.base.stop import StopReason
+from seg58.data.loaders import ordered_samples
 from seg58.engine.checkpoints import load_checkpoint, load_weights, save_atomic
 from seg58.engine.evaluator import SegmentationEvaluator
 from seg58.engine.runtime import autocast_dtype, peak_memory_mb, reset_peak_memory
@@ -114,6 +115,7 @@ class Trainer:
         self.global_step = 0
         self._nonfinite_in_epoch = 0
         self.last_confusion: torch.Tensor | None = None  # of the latest validation, on the CPU
+        self.last_per_image: tuple[list[str], Any] | None = None  # (image ids, (N, C, C) matrices), idem
         self.meta: dict[str, Any] = {}  # saved in checkpoints; callbacks may note ids here
 
     # -- public -------------------------------------------------------------------------
@@ -209,9 +211,10 @@ class Trainer:
     def validate(self, loader: DataLoader) -> dict[str, float]:
         self.model.eval()
         evaluator = SegmentationEvaluator(self.num_classes, self.class_names, self.ignore_index, self.device,
-                                          self.background, self.hierarchy)
+                                          self.background, self.hierarchy, per_image=True)
         loss_sum = torch.zeros((), device=self.device)
         n_batches = self._n_batches(loader, self.limit_val_batches)
+        samples, seen = ordered_samples(loader), 0
         start = time.perf_counter()
         for i, (images, masks) in enumerate(loader):
             if i >= n_batches:
@@ -222,8 +225,11 @@ class Trainer:
                 out = self._forward(images)
             loss_sum += self.loss_fn(_as_float(out), masks)
             heads = {k: v.argmax(1) for k, v in out.items() if k != "fine"} if isinstance(out, dict) else None
-            evaluator.update(fine_labels(out, self.num_classes), masks, heads)
+            batch = samples[seen:seen + len(masks)] if samples is not None else None
+            evaluator.update(fine_labels(out, self.num_classes), masks, heads, batch)
+            seen += len(masks)
         self.last_confusion = evaluator.confusion
+        self.last_per_image = evaluator.per_image_confusion()
         return {"val/loss": float(loss_sum) / max(1, n_batches), **evaluator.metrics("val"),
                 "perf/val_time_s": time.perf_counter() - start}
 

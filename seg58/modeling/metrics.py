@@ -22,6 +22,17 @@ class ConfusionMatrix:
             self.num_classes, self.num_classes
         )
 
+    @torch.no_grad()
+    def per_image(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(B, C, C) matrices, one per image of a (B, H, W) batch (an (H, W) map is one image), in one
+        bincount on the device: image b's pixels are counted at offset b*C*C. Not accumulated."""
+        if target.dim() == 2:
+            pred, target = pred[None], target[None]
+        c, b = self.num_classes, target.shape[0]
+        offset = torch.arange(b, device=target.device).view(b, *[1] * (target.dim() - 1)) * (c * c)
+        idx = (offset + target.long() * c + pred.long())[target != self.ignore_index]
+        return torch.bincount(idx, minlength=b * c * c).view(b, c, c)
+
     def compute(self, scored: int | None = None) -> dict:
         """IoU, precision, recall and F1 per class; classes absent from the ground truth are NaN
         and left out of `miou` and of the means `mprecision`, `mrecall`, `mf1`.

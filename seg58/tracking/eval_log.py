@@ -1,4 +1,4 @@
-"""`seg58 evaluate`'s metrics and confusion matrix into MLflow: into the source run when a run
+"""`seg58 evaluate`'s metrics, confusion matrix and per-image matrices into MLflow: into the source run when a run
 was evaluated (beside its training metrics), else into a new run of the `eval` experiment."""
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from omegaconf import DictConfig
 
 
 def log_eval(cfg: DictConfig, ckpt: Path, scope: str, metrics: dict[str, float], confusion: np.ndarray,
-             reliability: dict[str, list[float]] | None = None) -> None:
+             reliability: dict[str, list[float]] | None = None,
+             per_image: tuple[list[str], np.ndarray] | None = None) -> None:
     """Into the source run when evaluating an MLflow run, else into a new run of `eval`; the
-    confusion matrix, and the reliability diagram when given, as PNGs under eval/."""
+    confusion matrix, and the reliability diagram when given, as PNGs under eval/; the per-image
+    matrices under per_image/eval/<scope>/ (what `seg58 report --compare` reads)."""
     from mlflow.tracking import MlflowClient
 
     from seg58.engine.visuals import confusion as plot_confusion
@@ -41,5 +43,9 @@ def log_eval(cfg: DictConfig, ckpt: Path, scope: str, metrics: dict[str, float],
             plot_reliability(reliability, Path(tmp) / f"reliability_{name}.png",
                              f"{scope}: ECE {metrics[f'eval/{scope}/ece']:.3f}")
         client.log_artifacts(run_id, tmp, artifact_path="eval")
+    if per_image is not None:
+        from seg58.tracking.per_image import log_per_image
+
+        log_per_image(client, run_id, f"eval/{scope}", *per_image)
     if not cfg.infer.run_id:
         client.set_terminated(run_id, "FINISHED")

@@ -63,6 +63,12 @@ def git_commit(path: Path) -> tuple[str | None, bool]:
         return None, False
 
 
+def _interval_at_best(history: list[dict[str, float]], epoch: int) -> dict[str, float]:
+    """`best/val_miou_ci_low|high`: the bootstrap interval of the best epoch's val mIoU (the leaderboard shows it)."""
+    at_best = history[epoch] if 0 <= epoch < len(history) else {}
+    return {f"best/val_{k}": at_best[f"val/{k}"] for k in ("miou_ci_low", "miou_ci_high") if f"val/{k}" in at_best}
+
+
 class MlflowCallback(Callback):
     """Trainer callback: params + tags at start, metrics per epoch, artifacts and status at end."""
 
@@ -234,7 +240,8 @@ class MlflowCallback(Callback):
 
         now = int(time.time() * 1000)
         final = {"best/val_miou": summary["best_val_miou"], "best/epoch": summary["best_epoch"],
-                 "epochs_trained": summary.get("epochs_trained", len(trainer.history)), **summary.get("costs", {})}
+                 "epochs_trained": summary.get("epochs_trained", len(trainer.history)), **summary.get("costs", {}),
+                 **_interval_at_best(trainer.history, summary["best_epoch"])}
         self.client.log_batch(
             self.run_id,
             metrics=[Metric(k, float(v), now, 0) for k, v in final.items() if math.isfinite(v)],

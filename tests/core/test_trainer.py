@@ -194,3 +194,27 @@ def test_patience_counts_epochs_without_a_real_gain_and_survives_a_resume(tmp_pa
     again.on_fit_start(resumed)
     again.on_epoch_end(resumed, 5, {"val/miou": 0.25})
     assert resumed.stop_reason is not None
+
+
+def test_validation_scores_each_material_as_its_own_images_alone(loaders, tmp_path):
+    """Per-image matrices are attributed to the val samples by position: the mIoU logged for a
+    material equals the mIoU of validating on that material's images only."""
+    from seg58.base.classes import metric_key
+
+    val = loaders[1]
+    trainer = make_trainer(tmp_path, epochs=1, cpu_amp="off")
+    metrics = trainer.validate(val)
+    ids, matrices = trainer.last_per_image
+    assert ids == [s.id for s in val.dataset.samples] and (matrices.sum(0) == trainer.last_confusion.numpy()).all()
+    assert metrics["val/miou_ci_low"] < metrics["val/miou"] < metrics["val/miou_ci_high"]
+    by_material = {}
+    for i, s in enumerate(val.dataset.samples):
+        by_material.setdefault(s.material, []).append(i)
+    assert len(by_material) >= 2
+    alone = {}
+    for material, positions in by_material.items():
+        subset = torch.utils.data.DataLoader(torch.utils.data.Subset(val.dataset, positions), batch_size=2)
+        alone[material] = trainer.validate(subset)["val/miou"]
+        assert metrics[f"val/material/{metric_key(material)}/miou"] == pytest.approx(alone[material], abs=1e-6)
+    assert len({round(v, 6) for v in alone.values()}) > 1  # the materials do score differently
+    assert any(k.startswith("val/content/") for k in metrics)
