@@ -55,6 +55,7 @@ class SegmentationEvaluator:
         self.heads: dict[str, ConfusionMatrix] = {}
         self._images: list[torch.Tensor] | None = [] if per_image else None  # (B, C, C) per batch
         self.image_ids: list[str] = []
+        self.image_groups: list[str] = []  # each image's source: the bootstrap draws sources, copies together
         self._domains: dict[str, list[str]] = {d: [] for d in DOMAINS}
         self.n_boot, self.seed = n_boot, seed
 
@@ -90,6 +91,8 @@ class SegmentationEvaluator:
         start = len(self.image_ids)
         self.image_ids += [s.id for s in samples] if samples is not None else [
             str(start + i) for i in range(len(matrices))]
+        self.image_groups += [getattr(s, "group", None) or s.id for s in samples] if samples is not None \
+            else self.image_ids[start:]
         for d in DOMAINS:
             self._domains[d] += [getattr(s, d, "") for s in samples] if samples is not None else [""] * len(matrices)
 
@@ -102,12 +105,12 @@ class SegmentationEvaluator:
         return list(self.image_ids), stacked
 
     def image_metrics(self, prefix: str) -> dict[str, float]:
-        """`<prefix>/miou_ci_low|high` (bootstrap percentile interval over images) and
+        """`<prefix>/miou_ci_low|high` (bootstrap percentile interval over source images) and
         `<prefix>/<material|content>/<name>/miou`, from the per-image matrices."""
         if not self.image_ids:
             return {}
         _, matrices = self.per_image_confusion()
-        _, low, high = bootstrap_miou(matrices, self.n_boot, self.seed)
+        _, low, high = bootstrap_miou(matrices, self.n_boot, self.seed, groups=self.image_groups)
         out = {f"{prefix}/miou_ci_low": low, f"{prefix}/miou_ci_high": high}
         for d in DOMAINS:
             out.update({f"{prefix}/{d}/{metric_key(name)}/miou": v

@@ -34,8 +34,15 @@ def miou_rows(matrices: np.ndarray) -> np.ndarray:
     return np.where(n > 0, np.nansum(iou, 1) / np.maximum(n, 1), np.nan)
 
 
-def resample_counts(n_images: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, n_images): how often each image is drawn in each resample (with replacement)."""
+def resample_counts(n_images: int, n_boot: int, seed: int, groups: Sequence[str] | None = None) -> np.ndarray:
+    """(n_boot, n_images): how often each image is drawn in each resample (with replacement).
+    With `groups` (an image's source: augmented copies of one original share it) whole groups are
+    drawn, so that copies, which are not independent evidence, do not narrow the interval."""
+    if groups is not None:
+        if len(groups) != n_images:
+            raise ValueError(f"{len(groups)} groups for {n_images} images")
+        keys, index = np.unique(np.asarray(list(groups), dtype=str), return_inverse=True)
+        return resample_counts(len(keys), n_boot, seed)[:, index]
     draws = np.random.default_rng(seed).integers(0, n_images, size=(n_boot, n_images))
     offsets = np.arange(n_boot)[:, None] * n_images
     return np.bincount((draws + offsets).ravel(), minlength=n_boot * n_images).reshape(n_boot, n_images)
@@ -67,12 +74,13 @@ def _checked(per_image: np.ndarray) -> np.ndarray:
 
 
 def bootstrap_miou(per_image: np.ndarray, n_boot: int = 1000, seed: int = 0,
-                   level: float = 0.95) -> tuple[float, float, float]:
+                   level: float = 0.95, groups: Sequence[str] | None = None) -> tuple[float, float, float]:
     """(mIoU of all images, lower, upper bound of its `level` percentile interval) over `n_boot`
-    resamples of the images with replacement."""
+    resamples of the images (or of their `groups`) with replacement."""
     per_image = _checked(per_image)
     point = miou_of(per_image.sum(0))
-    return (point, *_interval(resampled_mious(per_image, resample_counts(len(per_image), n_boot, seed)), level))
+    counts = resample_counts(len(per_image), n_boot, seed, groups)
+    return (point, *_interval(resampled_mious(per_image, counts), level))
 
 
 def paired_difference(per_image_a: np.ndarray, per_image_b: np.ndarray, n_boot: int = 1000, seed: int = 0,

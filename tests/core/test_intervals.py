@@ -120,3 +120,19 @@ def test_evaluator_per_material_miou_is_each_images_own_miou():
     assert metrics["val/content/line_art/miou"] == pytest.approx(metrics["val/material/paper/miou"])
     assert not any(k.startswith("val/content/") and "line_art" not in k for k in metrics)  # "" is no group
     assert metrics["val/miou_ci_low"] <= metrics["val/miou"] <= metrics["val/miou_ci_high"]
+
+
+def test_copies_of_one_source_are_drawn_together_and_widen_nothing_they_do_not_prove():
+    """Three identical copies of a good image and one bad image: drawn by image, the copies look
+    like three independent good results; drawn by source there are two sources, and every
+    resample is all-good, all-bad or half and half."""
+    good, bad = np.diag([50, 50]), np.array([[10, 40], [40, 10]])
+    per_image = np.stack([good, good, good, bad])
+    groups = ["a", "a", "a", "b"]
+    counts = resample_counts(4, 200, 0, groups)
+    assert (counts[:, 0] == counts[:, 1]).all() and (counts[:, 1] == counts[:, 2]).all()
+    assert set(counts.sum(1) % 1) == {0} and set(np.unique(counts[:, :3].sum(1) // 3 + counts[:, 3])) == {2}
+    by_image = bootstrap_miou(per_image, 2000, 0)
+    by_source = bootstrap_miou(per_image, 2000, 0, groups=groups)
+    assert by_source[0] == by_image[0]
+    assert by_source[2] - by_source[1] > by_image[2] - by_image[1]
