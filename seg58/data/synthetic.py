@@ -16,14 +16,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from seg58.base.classes import IGNORE_INDEX, NUM_CLASSES
+from seg58.base.classes import IGNORE_INDEX, NUM_CLASSES, RARE_CLASSES
 from seg58.base.errors import ConfigError
 from seg58.data.writer import atomic_dataset, write_metadata
 
 GENERATOR_VERSION = 1  # bump when the drawing code changes: it is part of the cache key
-# ARTeFACT's rarest classes (Dust, Puncture, Burn marks, Hair: tens of thousands of pixels against
-# tens of millions of Clean); `rare` < 1 makes them rare here too, in images as in pixels
-RARE_CLASSES = (3, 5, 13, 14)
 MATERIALS = ("Paper", "Canvas", "Parchment", "Wood", "Film emulsion")
 CONTENTS = ("Artistic depiction", "Photographic depiction", "Geometric patterns", "Line art")
 _TINT = {
@@ -217,7 +214,7 @@ def render(rng: np.random.Generator, h: int, w: int, classes: list[int],
 
 def generate(root: str | Path, n_images: int, size: int, seed: int, rare: float = 1.0) -> None:
     """Write an ARTeFACT-format folder; every damage class appears in many images, unless `rare`
-    < 1: then each RARE_CLASSES class chosen for an image is kept with probability `rare` (from
+    < 1: then each of ARTeFACT's rarest classes (RARE_CLASSES) chosen for an image is kept with probability `rare` (from
     its own seeded stream; rare=1 draws nothing from it, so the output is that of version 1)."""
     root = Path(root)
     (root / "images").mkdir(parents=True, exist_ok=True)
