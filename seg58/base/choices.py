@@ -21,6 +21,13 @@ class SplitKind(Choice):
     kfold = "kfold"  # data.folds folds of source images (stratified by material); the holdout is a fold's number
 
 
+class SamplerKind(Choice):
+    """How the training loader draws images each epoch (seg58/data/sampling.py)."""
+
+    random = "random"  # a seeded shuffle: every image once per epoch
+    class_balanced = "class_balanced"  # with replacement, images holding rare classes more often
+
+
 class NonFinite(Choice):
     skip = "skip"  # NaN/inf loss: skip the step, count it
     stop = "stop"  # ... or end the run naming epoch and step

@@ -21,6 +21,8 @@ CLASS_NAMES: tuple[str, ...] = (
     "Lightleak",
 )
 NUM_CLASSES = len(CLASS_NAMES)
+# ARTeFACT's rarest: tens of thousands of pixels against tens of millions of Clean (0 IoU if drawn uniformly)
+RARE_CLASSES: tuple[int, ...] = (3, 5, 13, 14)  # Dust, Hair, Puncture, Burn marks
 IGNORE_INDEX = 255  # ARTeFACT "background": outside the object, never scored
 
 # The dataset's own colours (its `annotation_rgb` column), so that our overlays read like its previews.

@@ -70,6 +70,10 @@ def config_problems(cfg: DictConfig) -> list[str]:
     problems += _fold_problems(cfg)
     if not 0.0 < cfg.data.val_fraction < 1.0:
         problems.append(f"data.val_fraction={cfg.data.val_fraction} must be between 0 and 1")
+    if cfg.data.sampler_power < 0:
+        problems.append(f"data.sampler_power={cfg.data.sampler_power} must be >= 0 (0: uniform draws)")
+    if cfg.data.synthetic is not None and not 0 <= cfg.data.synthetic.rare <= 1:
+        problems.append(f"data.synthetic.rare={cfg.data.synthetic.rare} must be in [0, 1]")
     if cfg.data.num_classes != NUM_CLASSES:
         problems.append(f"data.num_classes={cfg.data.num_classes} but the metrics name {NUM_CLASSES} classes "
                         f"({', '.join(CLASS_NAMES)}; seg58/base/classes.py)")

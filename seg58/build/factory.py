@@ -73,7 +73,8 @@ def data_splits(cfg: DictConfig, io_threads: int = 4, preload: bool | None = Non
 
 
 def loaders(cfg: DictConfig, splits: DataSplits, rt: Runtime) -> tuple[DataLoader, DataLoader]:
-    return make_loaders(splits, cfg.trainer.batch_size, rt.workers, rt.device, cfg.seed)
+    return make_loaders(splits, cfg.trainer.batch_size, rt.workers, rt.device, cfg.seed,
+                        cfg.data.sampler, cfg.data.sampler_power)
 
 
 def samples(cfg: DictConfig, which: InferSplit | str) -> list[Sample]:

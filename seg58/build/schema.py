@@ -12,7 +12,17 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from seg58.base.choices import Background, CpuAmp, HierarchyMapping, InferMode, InferSplit, NonFinite, SplitKind, Tta
+from seg58.base.choices import (
+    Background,
+    CpuAmp,
+    HierarchyMapping,
+    InferMode,
+    InferSplit,
+    NonFinite,
+    SamplerKind,
+    SplitKind,
+    Tta,
+)
 
 
 @dataclass
@@ -20,6 +30,9 @@ class SyntheticConf:
     n_images: int = 160
     size: int = 160  # nominal side of generated images (each varies 0.8-1.25x)
     seed: int = 0
+    # chance that each of Dust, Hair, Puncture, Burn marks (ARTeFACT's rarest) is kept where drawn:
+    # 1 = as common as the other classes (the default, and the cache of earlier versions); 0.1 = rare
+    rare: float = 1.0
 
 
 @dataclass
@@ -36,6 +49,10 @@ class DataConf:
     folds: int = 5  # data.split=kfold: how many
     split_seed: int = 0
     preload: bool = True  # decode once into RAM as uint8
+    # training draws: random (a seeded shuffle, each image once per epoch) | class_balanced (with
+    # replacement, image weight = max over its classes of (1 / share of images holding it) ** sampler_power)
+    sampler: SamplerKind = SamplerKind.random
+    sampler_power: float = 0.5  # class_balanced only: 0 = uniform, 1 = fully inverse frequency
     preload_max_side: int | None = None  # downsize huge scans at load time
     synthetic: SyntheticConf | None = None
     num_classes: int = 16

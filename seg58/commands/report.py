@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from seg58.base.classes import CLASS_NAMES, RARE_CLASSES, metric_key
 from seg58.base.errors import UsageError
 from seg58.base.names import SUMMARY_FILE
 from seg58.tracking.leaderboard import leaderboard, publish, seed_groups, seed_markdown, to_markdown
@@ -31,6 +32,17 @@ def parent_id_of(target: str) -> str:
     if "/" in target or "\\" in target:
         raise UsageError(f"{target}: no such folder")
     return target
+
+
+def class_keys(spec: str | None) -> list[str]:
+    """--class-iou: comma-separated class keys (dust,burn_marks), `rare` for ARTeFACT's rarest four."""
+    valid = [metric_key(n) for n in CLASS_NAMES]
+    keys = [k.strip() for k in (spec or "").split(",") if k.strip()]
+    keys = [x for k in keys for x in ([valid[c] for c in RARE_CLASSES] if k == "rare" else [k])]
+    unknown = [k for k in keys if k not in valid]
+    if unknown:
+        raise UsageError(f"--class-iou {spec}: no class {', '.join(unknown)}; valid: rare, {', '.join(valid)}")
+    return list(dict.fromkeys(keys))
 
 
 def artifact_text(client: Any, parent: str, path: str) -> str | None:
@@ -90,9 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-log", action="store_true", help="print only; do not re-log to the parent run")
     parser.add_argument("--register", metavar="NAME", default=None,
                         help="register the best finished run's model as a new version of NAME, alias champion")
+    parser.add_argument("--class-iou", metavar="KEYS", default=None,
+                        help="also show these classes' val IoU at each run's best epoch: comma-separated "
+                             "(dust,hair), or `rare` for Dust, Hair, Puncture, Burn marks")
     args = parser.parse_args(argv)
     if (args.target is None) == (args.compare is None):
         parser.error("give a sweep (folder or parent run id), or --compare RUN_A RUN_B, not both")
+    classes = class_keys(args.class_iou)
     from seg58.tracking.store import existing_store, get_run
 
     if args.compare:
@@ -101,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parent = parent_id_of(args.target)
     client = existing_store(args.tracking_uri)
     name = get_run(client, parent).info.run_name
-    rows = leaderboard(client, parent) if args.no_log else publish(client, parent)
+    rows = leaderboard(client, parent, classes) if args.no_log else publish(client, parent, classes)
     print(f"{name} (MLflow parent run {parent}): {len(rows)} runs")
     print(to_markdown(rows))
     groups = seed_groups(rows)

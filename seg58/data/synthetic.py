@@ -1,4 +1,5 @@
-"""Procedural ARTeFACT look-alike: textured "artworks" with all 15 damage types drawn on top.
+"""Procedural ARTeFACT look-alike: textured "artworks" with all 15 damage types drawn on top
+(optionally with ARTeFACT's rarest four made rare).
 
 Each damage class has its own visual signature (colour, shape, scale) so that a small model can
 actually learn the task in minutes on a CPU, which makes the default run and the tests
@@ -15,7 +16,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from seg58.base.classes import IGNORE_INDEX, NUM_CLASSES
+from seg58.base.classes import IGNORE_INDEX, NUM_CLASSES, RARE_CLASSES
+from seg58.base.errors import ConfigError
 from seg58.data.writer import atomic_dataset, write_metadata
 
 GENERATOR_VERSION = 1  # bump when the drawing code changes: it is part of the cache key
@@ -210,12 +212,14 @@ def render(rng: np.random.Generator, h: int, w: int, classes: list[int],
     return (img.clip(0, 1) * 255).astype(np.uint8), mask
 
 
-def generate(root: str | Path, n_images: int, size: int, seed: int) -> None:
-    """Write an ARTeFACT-format folder; every damage class appears in many images."""
+def generate(root: str | Path, n_images: int, size: int, seed: int, rare: float = 1.0) -> None:
+    """Write an ARTeFACT-format folder; every damage class appears in many images, unless `rare`
+    < 1: then each of ARTeFACT's rarest classes (RARE_CLASSES) chosen for an image is kept with probability `rare` (from
+    its own seeded stream; rare=1 draws nothing from it, so the output is that of version 1)."""
     root = Path(root)
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "annotations").mkdir(exist_ok=True)
-    rng = np.random.default_rng(seed)
+    rng, keep = np.random.default_rng(seed), np.random.default_rng([seed, 1])
     rows = []
     for i in range(n_images):
         h, w = (int(size * rng.uniform(0.8, 1.25)) for _ in range(2))
@@ -224,6 +228,8 @@ def generate(root: str | Path, n_images: int, size: int, seed: int) -> None:
         others = [c for c in range(1, NUM_CLASSES) if c != guaranteed]
         classes = [guaranteed, *(int(c) for c in rng.choice(others, k - 1, replace=False))]
         rng.shuffle(classes)
+        if rare < 1:
+            classes = [c for c in classes if c not in RARE_CLASSES or keep.random() < rare]
         material, content = MATERIALS[i % len(MATERIALS)], CONTENTS[(i // 2) % len(CONTENTS)]
         img, mask = render(rng, h, w, classes, material, content)
         name = f"syn_{i:05d}"
@@ -233,15 +239,18 @@ def generate(root: str | Path, n_images: int, size: int, seed: int) -> None:
     write_metadata(root, rows, ["id", "material", "content"])
 
 
-def ensure_synthetic(cache_dir: str | Path, n_images: int, size: int, seed: int) -> Path:
+def ensure_synthetic(cache_dir: str | Path, n_images: int, size: int, seed: int, rare: float = 1.0) -> Path:
     """Return the cached set for these parameters, generating it once (atomically) if absent."""
+    if not 0 <= rare <= 1:
+        raise ConfigError([f"data.synthetic.rare={rare} must be in [0, 1] (1: rare classes as common as the rest)"])
     cache_dir = Path(cache_dir).expanduser()
-    target = cache_dir / f"synthetic-v{GENERATOR_VERSION}-n{n_images}-s{size}-seed{seed}"
+    target = cache_dir / (f"synthetic-v{GENERATOR_VERSION}-n{n_images}-s{size}-seed{seed}"
+                          + (f"-rare{rare:g}" if rare < 1 else ""))
     if target.is_dir():
         return target
     try:
         with atomic_dataset(target) as tmp:
-            generate(tmp, n_images, size, seed)
+            generate(tmp, n_images, size, seed, rare)
     except OSError:  # a concurrent job renamed its complete copy into place first
         if not target.is_dir():
             raise

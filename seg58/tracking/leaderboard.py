@@ -8,6 +8,7 @@ import csv
 import io
 import math
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,19 @@ def _mean(history: list[Any]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
-def leaderboard(client: Any, parent_id: str) -> list[dict[str, Any]]:
-    """One row per child run, best validation mIoU first (failed runs last)."""
+def _at_best_epoch(client: Any, run: Any, key: str) -> float:
+    """`key` at the run's best epoch (its last logged value when no best epoch is recorded); NaN
+    where it was not logged (a class absent from the validation masks has no IoU)."""
+    history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda x: x.step)
+    best = run.data.metrics.get("best/epoch")
+    values = [x.value for x in history if best is None or x.step == int(best)]
+    return values[-1] if values else math.nan
+
+
+def leaderboard(client: Any, parent_id: str, class_iou: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """One row per child run, best validation mIoU first (failed runs last). `class_iou`: metric
+    keys of classes (seg58.base.classes.metric_key: "dust", "burn_marks") whose val IoU at the best
+    epoch each row also carries, as `iou/<key>` (shown after the COLUMNS)."""
     rows = []
     for run in children(client, parent_id):
         m, info = run.data.metrics, run.info
@@ -50,6 +62,7 @@ def leaderboard(client: Any, parent_id: str) -> list[dict[str, Any]]:
             "time_s": (end - info.start_time) / 1000 if end else math.nan,
             "epochs": int(m["epochs_trained"]) if "epochs_trained" in m else None,
             "status": "PRUNED" if _pruned(run.data.tags) else info.status,
+            **{f"iou/{key}": _at_best_epoch(client, run, f"val/iou/{key}") for key in class_iou},
         })
     _keep_varying_overrides(rows)
     rows.sort(key=lambda r: (r["status"] not in ("FINISHED", "PRUNED"),
@@ -102,6 +115,11 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def columns(rows: list[dict[str, Any]]) -> list[str]:
+    """COLUMNS, then the per-class IoU columns the rows were built with."""
+    return [*COLUMNS, *(k for k in (rows[0] if rows else {}) if k.startswith("iou/"))]
+
+
 def _cell(row: dict[str, Any], column: str) -> str:
     """best_val_miou with its 95 % bootstrap interval beside it when the run logged one: "0.4120 [0.3710, 0.4550]"."""
     low, high = row.get("val_miou_ci_low", math.nan), row.get("val_miou_ci_high", math.nan)
@@ -111,14 +129,15 @@ def _cell(row: dict[str, Any], column: str) -> str:
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cell(r, c) for c in COLUMNS) + " |" for r in rows]
+    shown = columns(rows)
+    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    lines += ["| " + " | ".join(_cell(r, c) for c in shown) + " |" for r in rows]
     return "\n".join(lines)
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=[*COLUMNS, "run_id", "val_miou_ci_low", "val_miou_ci_high"],
+    writer = csv.DictWriter(out, fieldnames=[*columns(rows), "run_id", "val_miou_ci_low", "val_miou_ci_high"],
                             extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
@@ -148,9 +167,9 @@ def plot_curves(client: Any, rows: list[dict[str, Any]], path: Path, metric: str
     return path
 
 
-def publish(client: Any, parent_id: str) -> list[dict[str, Any]]:
+def publish(client: Any, parent_id: str, class_iou: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Build the leaderboard and the curve plot and log both to the parent run."""
-    rows = leaderboard(client, parent_id)
+    rows = leaderboard(client, parent_id, class_iou)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "leaderboard.md").write_text(to_markdown(rows) + "\n")

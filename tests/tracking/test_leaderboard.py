@@ -1,0 +1,58 @@
+"""The leaderboard can show chosen classes' IoU (the rare ones: Dust, Hair, ...) at each run's best
+epoch, from a real MLflow store; without the option it is as before."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+from seg58.base.errors import UsageError
+from seg58.base.names import PARENT_RUN_TAG
+from seg58.commands.report import class_keys
+from seg58.commands.report import main as report_main
+from seg58.tracking.leaderboard import COLUMNS, leaderboard, to_csv, to_markdown
+from seg58.tracking.store import ensure_store
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """A parent run with two finished children: per-epoch val mIoU and Dust IoU, best epoch 1."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ensure_store(uri)
+    client = MlflowClient(uri)
+    exp = client.create_experiment("board")
+    parent = client.create_run(exp, run_name="sweep").info.run_id
+    for name, dust in (("a", [0.0, 0.25, 0.5]), ("b", [0.1, 0.75, 0.0])):
+        run = client.create_run(exp, run_name=name, tags={PARENT_RUN_TAG: parent, "overrides": f"seed={name}"})
+        rid = run.info.run_id
+        client.log_batch(rid, metrics=[Metric("val/miou", 0.3 + 0.1 * step + (name == "b") * 0.05, 0, step)
+                                       for step in range(3)]
+                         + [Metric("val/iou/dust", v, 0, step) for step, v in enumerate(dust)]
+                         + [Metric("best/epoch", 1, 0, 0), Metric("best/val_miou", 0.4 + (name == "b") * 0.05, 0, 0)])
+        client.set_terminated(rid)
+    return uri, client, parent
+
+
+def test_class_iou_columns_show_the_best_epochs_value(sweep):
+    _, client, parent = sweep
+    plain = leaderboard(client, parent)
+    assert to_markdown(plain).splitlines()[0] == "| " + " | ".join(COLUMNS) + " |"  # unchanged by default
+    rows = leaderboard(client, parent, ["dust", "hair"])
+    assert [r["run"] for r in rows] == ["b", "a"]
+    assert [r["iou/dust"] for r in rows] == [0.75, 0.25]  # at best epoch 1, not the last or the max
+    assert all(math.isnan(r["iou/hair"]) for r in rows)  # never logged: no Hair in the val masks
+    table = to_markdown(rows)
+    assert table.splitlines()[0].endswith("| status | iou/dust | iou/hair |") and "| 0.7500 | - |" in table
+    assert to_csv(rows).splitlines()[0] == ",".join([*COLUMNS, "iou/dust", "iou/hair", "run_id"])
+
+
+def test_report_takes_rare_for_the_rarest_classes_and_names_a_bad_key(sweep, capsys):
+    uri, _, parent = sweep
+    assert class_keys("rare,dust") == ["dust", "hair", "puncture", "burn_marks"]
+    assert report_main([parent, "--tracking-uri", uri, "--no-log", "--class-iou", "rare"]) == 0
+    assert "| iou/dust | iou/hair | iou/puncture | iou/burn_marks |" in capsys.readouterr().out
+    with pytest.raises(UsageError, match="no class dusty; valid: rare, clean, material_loss"):
+        class_keys("dusty")
