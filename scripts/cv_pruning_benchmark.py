@@ -38,6 +38,8 @@ ARMS = {
     "every fold of every trial (no pruning)": lambda: optuna.pruners.NopPruner(),
     "WilcoxonPruner (p 0.1, 2 startup folds; hydra/sweeper/pruner=wilcoxon)":
         lambda: optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2),
+    "WilcoxonPruner (p 0.2, 2 startup folds)":
+        lambda: optuna.pruners.WilcoxonPruner(p_threshold=0.2, n_startup_steps=2),
 }
 
 
