@@ -150,7 +150,7 @@ def test_incompatible_and_indivisible_are_reported_together():
     ("trainer.nonfinite=halt", "[skip, stop]"),
     ("infer.mode=tiles", "[whole, slide]"),
     ("infer.split=test", "[val, train, all]"),
-    ("data.split=kfold", "[random, leave_one_material_out, leave_one_content_out]"),
+    ("data.split=stratified", "[random, leave_one_material_out, leave_one_content_out, kfold]"),
     ("data.background=label", "[ignore, class]"),
     ("data.hierarchy=poc58", "[seg58, poc55]"),
 ])

@@ -46,7 +46,8 @@ def test_class_iou_columns_show_the_best_epochs_value(sweep):
     assert all(math.isnan(r["iou/hair"]) for r in rows)  # never logged: no Hair in the val masks
     table = to_markdown(rows)
     assert table.splitlines()[0].endswith("| status | iou/dust | iou/hair |") and "| 0.7500 | - |" in table
-    assert to_csv(rows).splitlines()[0] == ",".join([*COLUMNS, "iou/dust", "iou/hair", "run_id"])
+    assert to_csv(rows).splitlines()[0] == ",".join([*COLUMNS, "iou/dust", "iou/hair", "run_id", "val_miou_ci_low",
+                                                   "val_miou_ci_high"])
 
 
 def test_report_takes_rare_for_the_rarest_classes_and_names_a_bad_key(sweep, capsys):
