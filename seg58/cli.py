@@ -64,6 +64,16 @@ def main() -> None:
         os.environ[DEBUG_ENV] = "1"
     if debug_enabled():
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    from seg58.base.secrets import mask_log_records, move_passwords
+
+    mask_log_records()
+    try:  # a password in a URI goes to the environment before anything can save or print it
+        sys.argv[1:], notes = move_passwords(sys.argv[1:], os.environ)
+    except ValueError as e:
+        print(f"seg58: {e}", file=sys.stderr)
+        sys.exit(USER_ERROR_EXIT)
+    for note in notes:
+        print(f"seg58: {note}", file=sys.stderr)
     command = sys.argv[1] if len(sys.argv) > 1 else None
     if command in PLAIN_COMMANDS:
         sys.exit(run_plain_command(f"seg58 {command}", _plain_command(command), sys.argv[2:]))

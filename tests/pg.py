@@ -62,10 +62,12 @@ class Postgres:
     base: Path  # cluster folder: data/, the Unix socket, postgres.log
     port: int
     proc: subprocess.Popen
+    password: str | None = None  # None: trust authentication; else scram-sha-256 with this password
 
-    def uri(self, database: str) -> str:
-        """SQLAlchemy URI for MLflow (TCP on 127.0.0.1, trust authentication)."""
-        return f"postgresql+psycopg2://{PG_USER}@127.0.0.1:{self.port}/{database}"
+    def uri(self, database: str, password: str | None = None) -> str:
+        """SQLAlchemy URI for MLflow (TCP on 127.0.0.1), with `password` in it when given."""
+        user = f"{PG_USER}:{password}" if password else PG_USER
+        return f"postgresql+psycopg2://{user}@127.0.0.1:{self.port}/{database}"
 
     def log_tail(self, chars: int = 3000) -> str:
         log = self.base / "postgres.log"
@@ -73,8 +75,9 @@ class Postgres:
 
     def client(self, *args: str) -> subprocess.CompletedProcess:
         """Run a client program (createdb, psql, ...) against this server."""
+        env = {**os.environ, "PGPASSWORD": self.password} if self.password else None
         return subprocess.run([str(self.bindir / args[0]), "-h", "127.0.0.1", "-p", str(self.port),
-                               "-U", PG_USER, *args[1:]], capture_output=True, text=True, timeout=60)
+                               "-U", PG_USER, *args[1:]], capture_output=True, text=True, timeout=60, env=env)
 
     def create_database(self, name: str) -> None:
         res = self.client("createdb", name)
@@ -93,9 +96,10 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def postgres_server(port: int, timeout: float = 60) -> Iterator[Postgres]:
+def postgres_server(port: int, timeout: float = 60, password: str | None = None) -> Iterator[Postgres]:
     """initdb into a new temporary folder, start `postgres` on 127.0.0.1:<port>, yield it; stop
-    it and remove the folder on the way out, whatever happened."""
+    it and remove the folder on the way out, whatever happened. With `password`, TCP clients
+    must give it (scram-sha-256)."""
     bindir = pg_bindir()
     if bindir is None:
         raise RuntimeError(missing())
@@ -103,12 +107,18 @@ def postgres_server(port: int, timeout: float = 60) -> Iterator[Postgres]:
     base = Path(tempfile.mkdtemp(prefix="seg58-pg-"))
     proc = None
     try:
+        auth = ["-A", "trust"]
+        if password:
+            (base / "pwfile").write_text(password + "\n")
+            auth = ["--auth-host=scram-sha-256", "--auth-local=trust", f"--pwfile={base / 'pwfile'}"]
         if os.geteuid() == 0:
-            shutil.chown(base, PG_USER, PG_USER)
+            for path in (base, *base.iterdir()):
+                shutil.chown(path, PG_USER, PG_USER)
         init = subprocess.run(
-            [*_as_owner(), str(bindir / "initdb"), "-D", str(base / "data"), "-U", PG_USER, "-A", "trust",
+            [*_as_owner(), str(bindir / "initdb"), "-D", str(base / "data"), "-U", PG_USER, *auth,
              "-E", "UTF8", "--locale=C", "--no-sync"],
             cwd=base, capture_output=True, text=True, timeout=120)
+        (base / "pwfile").unlink(missing_ok=True)
         if init.returncode != 0:
             raise RuntimeError(f"initdb failed:\n{init.stdout[-2000:]}\n{init.stderr[-2000:]}")
         with open(base / "postgres.log", "wb") as log:
@@ -116,7 +126,7 @@ def postgres_server(port: int, timeout: float = 60) -> Iterator[Postgres]:
                 [*_as_owner(), str(bindir / "postgres"), "-D", str(base / "data"), "-k", str(base),
                  "-p", str(port), "-h", "127.0.0.1", "-c", "max_connections=200"],
                 cwd=base, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        server = Postgres(bindir, base, port, proc)
+        server = Postgres(bindir, base, port, proc, password)
         deadline = time.time() + timeout
         while server.client("pg_isready", "-q").returncode != 0:
             if proc.poll() is not None or time.time() > deadline:

@@ -43,7 +43,10 @@ log = logging.getLogger("seg58")
 def app(cfg: DictConfig) -> dict:
     """One run; returns what a sweep records of it: the best value of hydra.sweeper.metric (the
     objective), epochs, why it stopped."""
+    from seg58.base.secrets import mask_log_records
     from seg58.tracking.run_logger import git_commit  # heavy imports after Hydra has parsed the command line
+
+    mask_log_records()  # in a job's own process too (local subprocess, SLURM node)
 
     hc = HydraConfig.get()
     choices = hc.runtime.choices

@@ -4,9 +4,10 @@ metric curves), printed at a sweep's end and by `seg58 report`."""
 from __future__ import annotations
 
 import json
-import re
 import urllib.parse
 from typing import Any
+
+from seg58.base.secrets import mask
 
 DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
 MAX_COMPARED = 30  # runs in the compare links (best first): the compare page slows down beyond
@@ -16,8 +17,7 @@ def ui_base(uri: str) -> tuple[str, str | None]:
     """(the UI's base URL for this store, the command that serves it when it is no server)."""
     if uri.startswith(("http://", "https://")):
         return uri.rstrip("/"), None
-    masked = re.sub(r"(//[^/:@]+:)[^/@]+@", r"\1***@", uri)  # a database password stays off the screen
-    return DEFAULT_UI, f"mlflow ui --backend-store-uri {masked}"
+    return DEFAULT_UI, f"mlflow ui --backend-store-uri {mask(uri)}"  # a database password stays off the screen
 
 
 def ui_links(uri: str, experiment_id: str, run_ids: list[str], metric: str = "val/miou") -> list[tuple[str, str]]:

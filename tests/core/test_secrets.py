@@ -1,0 +1,39 @@
+"""Passwords in URIs: moved to the environment their client reads, masked wherever text shows them."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from seg58.base.secrets import mask, mask_log_records, move_passwords
+
+
+def test_mask_hides_every_uri_password_and_nothing_else():
+    text = "postgresql+psycopg2://u:s3cret@db:5432/x mysql://a:b@c/d http://127.0.0.1:5000 sqlite:////t/a@b:c"
+    assert mask(text) == "postgresql+psycopg2://u:***@db:5432/x mysql://a:***@c/d http://127.0.0.1:5000 " \
+                         "sqlite:////t/a@b:c"
+
+
+def test_passwords_move_from_the_command_line_and_the_tracking_uri_into_the_environment():
+    env = {"MLFLOW_TRACKING_URI": "https://alice:p%40ss@mlflow.lab:443", "PGPASSWORD": "old"}
+    argv, notes = move_passwords(["-m", "tracking.uri=postgresql://u:s3cret@db/x", "seed=1,2",
+                                  "hydra.sweeper.storage=postgresql://u:s3cret@db/optuna"], env)
+    assert argv == ["-m", "tracking.uri=postgresql://u@db/x", "seed=1,2", "hydra.sweeper.storage=postgresql://u@db/optuna"]
+    assert env == {"MLFLOW_TRACKING_URI": "https://mlflow.lab:443", "PGPASSWORD": "s3cret",
+                   "MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": "p@ss"}
+    assert len(notes) == 3 and notes[0].startswith("tracking.uri: the password is kept out")
+    assert "s3cret" not in "".join(notes)
+    with pytest.raises(ValueError, match="a second, different password for \\$PGPASSWORD"):
+        move_passwords(["tracking.uri=postgresql://u:one@db/x", "hydra.sweeper.storage=postgresql://u:two@db/y"], {})
+    argv, notes = move_passwords(["tracking.uri=mysql://u:pw@db/x"], {})  # no standard place: left, said
+    assert argv == ["tracking.uri=mysql://u:pw@db/x"] and "cannot be kept out" in notes[0]
+
+
+def test_log_records_are_masked_whatever_handler_writes_them(caplog):
+    mask_log_records()
+    mask_log_records()  # idempotent
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("seg58.test").info("store %s not reachable", "postgresql://u:s3cret@db/x")
+    assert caplog.records[-1].getMessage() == "store postgresql://u:***@db/x not reachable"
+    assert "s3cret" not in caplog.text

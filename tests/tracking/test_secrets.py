@@ -1,0 +1,61 @@
+"""No password is ever written or printed (issue #21, first part): given in a tracking or storage
+URI, it is in no output and no file a run or a sweep writes, nor in the tracking store itself; the
+runs still authenticate, from the environment (a real PostgreSQL that checks passwords)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pg
+import pytest
+from conftest import free_port
+
+SECRET = "s3cretpw"
+
+
+def _files_holding(root: Path, secret: str) -> list[str]:
+    return [str(p) for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+def test_a_password_in_an_unreachable_uri_is_nowhere(cli, tmp_path):
+    r = cli("experiment=smoke", f"tracking.uri=postgresql://u:{SECRET}@127.0.0.1:9/db")
+    assert r.returncode == 2
+    out = r.stdout + r.stderr
+    assert SECRET not in out and "postgresql://u@127.0.0.1:9/db" in out
+    assert "the password is kept out of every file and log, in $PGPASSWORD" in out
+    r = cli("experiment=smoke", env={"MLFLOW_TRACKING_URI": f"http://alice:{SECRET}@127.0.0.1:9"})
+    assert r.returncode == 2 and SECRET not in r.stdout + r.stderr and "$MLFLOW_TRACKING_PASSWORD" in r.stderr
+    assert _files_holding(tmp_path, SECRET) == []
+
+
+@pytest.fixture
+def postgres_with_password():
+    why = pg.missing()
+    if why:
+        if os.environ.get("SEG58_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{why}, but SEG58_REQUIRE_POSTGRES=1")
+        pytest.skip(why)
+    with pg.postgres_server(free_port(), password=SECRET) as server:
+        server.create_database("mlflow")
+        server.create_database("optuna")  # its own: Optuna and MLflow both keep an alembic_version table
+        yield server
+
+
+def test_a_grid_and_a_search_on_a_password_protected_postgres_write_it_nowhere(cli, tmp_path, postgres_with_password):
+    server = postgres_with_password
+    uri = server.uri("mlflow", SECRET)
+    env = {"PGPASSWORD": ""}  # nothing but the URI gives it
+    wrong = cli("experiment=smoke", f"tracking.uri={server.uri('mlflow', 'wrong')}", env=env)
+    assert wrong.returncode == 2 and "password authentication failed" in wrong.stderr  # it is checked
+    grid = cli("-m", "experiment=smoke", "seed=1,2", f"tracking.uri={uri}", env=env)
+    assert grid.returncode == 0, grid.stderr[-3000:]
+    search = cli("-m", "experiment=smoke", "search=smoke", "hydra.sweeper.n_trials=2", f"tracking.uri={uri}",
+                 f"hydra.sweeper.storage={server.uri('optuna', SECRET)}", env=env)
+    assert search.returncode == 0, search.stderr[-3000:]
+    for r in (wrong, grid, search):
+        assert SECRET not in r.stdout + r.stderr
+    assert _files_holding(tmp_path, SECRET) == []
+    for database, stored in (("mlflow", "tracking.uri"), ("optuna", "optim.lr")):  # every param, tag, trial
+        dump = server.client("pg_dump", database)
+        assert dump.returncode == 0 and stored in dump.stdout and SECRET not in dump.stdout
