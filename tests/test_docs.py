@@ -29,3 +29,16 @@ def test_the_readme_is_short_and_keeps_the_two_commands():
     assert len(readme.splitlines()) <= 150
     assert INSTALL_AND_RUN in readme and INSTALL_AND_TEST in readme
     assert INSTALL_AND_TEST in (REPO / ".ci" / "run").read_text()  # CI runs exactly the README's test command
+
+
+def test_every_server_a_recipe_starts_listens_on_this_machine_only():
+    """Issue #21: no command in the docs opens a server to the network (`--host 0.0.0.0`, `-h ::`);
+    seg58's own server (the dashboard) is tested on 127.0.0.1 in tests/sweep/test_dashboard.py."""
+    import re
+
+    blocks = [b for page in [REPO / "README.md", *(REPO / "docs").glob("*.md")]
+              for b in re.findall(r"```(?:bash|sh)?\n(.*?)```", page.read_text(), re.S)]
+    servers = [line for b in blocks for line in b.splitlines() if re.search(r"\b(mlflow (server|ui)|serve)\b", line)]
+    wide = re.compile(r"(--host|-h)[ =](0\.0\.0\.0|::)(?=\s|$)")
+    assert wide.search("mlflow server --host 0.0.0.0 --port 5000") and wide.search("mlflow ui -h ::")
+    assert len(servers) >= 3 and not [s for s in servers if wide.search(s)]
