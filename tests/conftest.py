@@ -83,15 +83,18 @@ def free_port() -> int:
 
 
 def start_mlflow_server(port: int, store: Path, backend_uri: str | None = None, workers: int = 1,
-                        log: Path | None = None, startup_timeout: float = 180) -> subprocess.Popen:
+                        log: Path | None = None, startup_timeout: float = 180,
+                        app_name: str | None = None) -> subprocess.Popen:
     """`mlflow server` on 127.0.0.1:port; its backend is SQLite in `store` unless backend_uri is given
-    (e.g. postgresql+psycopg2://...); artifacts go to store/artifacts; output to `log` if given."""
+    (e.g. postgresql+psycopg2://...); artifacts go to store/artifacts; output to `log` if given;
+    `app_name="basic-auth"`: with users (its settings from $MLFLOW_AUTH_CONFIG_PATH)."""
     store.mkdir(parents=True, exist_ok=True)
     out = open(log, "ab") if log else subprocess.DEVNULL  # the child keeps its own copy
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", backend_uri or f"sqlite:///{store / 'server.db'}",
-         "--artifacts-destination", str(store / "artifacts"), "--workers", str(workers)],
+         "--artifacts-destination", str(store / "artifacts"), "--workers", str(workers),
+         *(["--app-name", app_name] if app_name else [])],
         stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
         start_new_session=True)  # its own process group: uvicorn workers and job runner die with it
     if log:
@@ -181,3 +184,23 @@ def wait_for_text(driver, text: str, timeout: float = 30) -> str:
             return body
         time.sleep(0.3)
     raise AssertionError(f"{text!r} not shown; page says: {body[:1500]}")
+
+
+PG_SECRET = "s3cretpw"  # the password of postgres_with_password's server
+
+
+@pytest.fixture
+def postgres_with_password():
+    """A PostgreSQL server that checks passwords (scram-sha-256; the password is PG_SECRET), with
+    empty databases `mlflow` and `optuna` (each its own: both keep an alembic_version table)."""
+    import pg
+
+    why = pg.missing()
+    if why:
+        if os.environ.get("SEG58_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{why}, but SEG58_REQUIRE_POSTGRES=1")
+        pytest.skip(why)
+    with pg.postgres_server(free_port(), password=PG_SECRET) as server:
+        server.create_database("mlflow")
+        server.create_database("optuna")
+        yield server

@@ -95,7 +95,7 @@ def _start_run(cfg: DictConfig, name: str, tags: dict[str, str], n_folds: int) -
     from seg58.tracking.cross_validation import start_cv_run
     from seg58.tracking.store import check_reachable
 
-    check_reachable(cfg.tracking.uri)
+    check_reachable(cfg.tracking.uri, cfg.tracking.experiment_name)
     params = {**OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), "cv": {"folds": n_folds}}
     return start_cv_run(cfg.tracking.uri, cfg.tracking.experiment_name, f"{name}-cv", tags, params)
 

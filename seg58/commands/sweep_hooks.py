@@ -51,12 +51,13 @@ class SegmentationSweepHooks(SweepHooks):
         t = cfg.tracking
         if not t.enabled:
             return {"enabled": False}, None
-        from seg58.tracking.store import ensure_store, resolve_uri
+        from seg58.tracking.store import check_reachable
         from seg58.tracking.sweep_run import start_sweep_run
 
-        tracking = {"enabled": True, "uri": resolve_uri(t.uri), "experiment": t.experiment_name,
+        # the store created once, before jobs race to create it (SQLite); credentials and write
+        # permission checked before any job starts
+        tracking = {"enabled": True, "uri": check_reachable(t.uri, t.experiment_name), "experiment": t.experiment_name,
                     "register": t.register}
-        ensure_store(tracking["uri"])  # once, before jobs race to create it (SQLite)
         parent = parent or start_sweep_run(t.uri, t.experiment_name, sweep_dir, arguments, spec)
         os.environ[PARENT_RUN_ENV] = parent
         os.environ[PARENT_EXPERIMENT_ENV] = t.experiment_name

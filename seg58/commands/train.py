@@ -163,7 +163,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
     if cfg.tracking.enabled:
         from seg58.tracking.store import check_reachable, record_failed_run
 
-        check_reachable(cfg.tracking.uri)  # before the expensive part
+        check_reachable(cfg.tracking.uri, cfg.tracking.experiment_name)  # before the expensive part
     try:
         splits = factory.data_splits(cfg, io_threads=max(1, rt.threads))
     except DataError as e:

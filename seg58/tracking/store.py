@@ -36,21 +36,57 @@ def _quick_requests() -> Iterator[None]:
                 os.environ[k] = v
 
 
-def check_reachable(uri: str | None) -> str:
-    """Fail before any expensive work when the tracking store cannot be used."""
+def check_reachable(uri: str | None, experiment: str | None = None) -> str:
+    """Fail before any expensive work when the tracking store cannot be used: unreachable, the
+    credentials refused, or (with `experiment`, on an MLflow server with users) no permission to
+    write to that experiment."""
     uri = resolve_uri(uri)
     try:
         with _quick_requests():
             ensure_store(uri)
             from mlflow.tracking import MlflowClient
 
-            MlflowClient(uri).search_experiments(max_results=1)
+            client = MlflowClient(uri)
+            client.search_experiments(max_results=1)
+            if experiment and uri.startswith(("http://", "https://")):
+                _check_writable(client, uri, experiment)
+    except TrackingError:
+        raise
     except Exception as e:
-        raise TrackingError(
+        raise _refusal(uri, e) or TrackingError(
             f"MLflow tracking store {uri} is not reachable ({type(e).__name__}: {str(e)[:300]}). "
             f"Start the server, fix MLFLOW_TRACKING_URI / tracking.uri, or run with tracking=none"
         ) from None
     return uri
+
+
+def _check_writable(client: Any, uri: str, name: str) -> None:
+    """A server with users (mlflow server --app-name basic-auth) lets a user read what it may not
+    write: probe with an experiment tag (creating the experiment makes the user its manager)."""
+    found = client.get_experiment_by_name(name)
+    try:
+        if found is None:
+            client.create_experiment(name)
+        else:
+            client.set_experiment_tag(found.experiment_id, "seg58.write_check", "ok")
+    except Exception as e:
+        refused = _refusal(uri, e, name)
+        if refused is None:
+            raise
+        raise refused from None
+
+
+def _refusal(uri: str, error: Exception, experiment: str | None = None) -> TrackingError | None:
+    """The server's 401 / 403 in one line, naming the user and where its credentials come from."""
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME", "(none: $MLFLOW_TRACKING_USERNAME is not set)")
+    if "error code 401" in str(error):
+        return TrackingError(f"MLflow server {uri} refused the credentials of user {user} (401, not authenticated): "
+                             "check $MLFLOW_TRACKING_USERNAME / $MLFLOW_TRACKING_PASSWORD (or $MLFLOW_TRACKING_TOKEN)")
+    if "error code 403" in str(error):
+        what = f"experiment {experiment!r}" if experiment else "this server"
+        return TrackingError(f"user {user} may not write to {what} on MLflow server {uri} (403, permission "
+                             "denied): ask its owner for EDIT permission, or choose another tracking.experiment_name")
+    return None
 
 
 def existing_store(uri: str | None) -> Any:

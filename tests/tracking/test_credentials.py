@@ -4,17 +4,12 @@ runs still authenticate, from the environment (a real PostgreSQL that checks pas
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pg
-import pytest
-from conftest import free_port
-
-SECRET = "s3cretpw"
+from conftest import PG_SECRET as SECRET
 
 
-def _files_holding(root: Path, secret: str) -> list[str]:
+def files_holding(root: Path, secret: str) -> list[str]:
     return [str(p) for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
 
 
@@ -26,20 +21,7 @@ def test_a_password_in_an_unreachable_uri_is_nowhere(cli, tmp_path):
     assert "the password is kept out of every file and log, in $PGPASSWORD" in out
     r = cli("experiment=smoke", env={"MLFLOW_TRACKING_URI": f"http://alice:{SECRET}@127.0.0.1:9"})
     assert r.returncode == 2 and SECRET not in r.stdout + r.stderr and "$MLFLOW_TRACKING_PASSWORD" in r.stderr
-    assert _files_holding(tmp_path, SECRET) == []
-
-
-@pytest.fixture
-def postgres_with_password():
-    why = pg.missing()
-    if why:
-        if os.environ.get("SEG58_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"{why}, but SEG58_REQUIRE_POSTGRES=1")
-        pytest.skip(why)
-    with pg.postgres_server(free_port(), password=SECRET) as server:
-        server.create_database("mlflow")
-        server.create_database("optuna")  # its own: Optuna and MLflow both keep an alembic_version table
-        yield server
+    assert files_holding(tmp_path, SECRET) == []
 
 
 def test_a_grid_and_a_search_on_a_password_protected_postgres_write_it_nowhere(cli, tmp_path, postgres_with_password):
@@ -55,7 +37,7 @@ def test_a_grid_and_a_search_on_a_password_protected_postgres_write_it_nowhere(c
     assert search.returncode == 0, search.stderr[-3000:]
     for r in (wrong, grid, search):
         assert SECRET not in r.stdout + r.stderr
-    assert _files_holding(tmp_path, SECRET) == []
+    assert files_holding(tmp_path, SECRET) == []
     for database, stored in (("mlflow", "tracking.uri"), ("optuna", "optim.lr")):  # every param, tag, trial
         dump = server.client("pg_dump", database)
         assert dump.returncode == 0 and stored in dump.stdout and SECRET not in dump.stdout
