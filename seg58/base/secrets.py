@@ -71,7 +71,10 @@ def mask_log_records() -> None:
 
     def masked(*args, **kwargs) -> logging.LogRecord:
         record = factory(*args, **kwargs)
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: the handler reports it, as logging always did
+            return record
         if "://" in message and has_password(message):
             record.msg, record.args = mask(message), None
         return record

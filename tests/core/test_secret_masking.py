@@ -37,3 +37,11 @@ def test_log_records_are_masked_whatever_handler_writes_them(caplog):
         logging.getLogger("seg58.test").info("store %s not reachable", "postgresql://u:s3cret@db/x")
     assert caplog.records[-1].getMessage() == "store postgresql://u:***@db/x not reachable"
     assert "s3cret" not in caplog.text
+
+
+def test_a_malformed_log_record_still_fails_only_in_the_handler():
+    mask_log_records()
+    record = logging.getLogger("seg58.test").makeRecord("seg58.test", logging.INFO, __file__, 1,
+                                                         "%d items", ("not a number",), None)
+    with pytest.raises(TypeError):  # raised where logging always raised it (Handler.emit), not at creation
+        record.getMessage()
