@@ -25,15 +25,23 @@ def cv_metrics(table: list[dict[str, Any]], prefix: str = "cv") -> dict[str, flo
 
 
 def log_cross_validation(uri: str | None, run_id: str, table: list[dict[str, Any]], text: str) -> None:
-    from mlflow.entities import Metric, RunTag
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(resolve_uri(uri))
+    _log_table(MlflowClient(resolve_uri(uri)), run_id, table, text)
+
+
+def _log_table(client: Any, run_id: str, table: list[dict[str, Any]], text: str,
+               metrics: dict[str, float] | None = None, tags: dict[str, str] | None = None) -> None:
+    """The table's metrics and tags (with `metrics`, `tags` added) in one batch, then the files."""
+    from mlflow.entities import Metric, RunTag
+
     now = int(time.time() * 1000)
-    metrics = [Metric(k, v, now, 0) for k, v in cv_metrics(table).items()]
-    tags = [RunTag("cv.configs", str(len(table)))]
-    tags += [RunTag(f"cv.{i}.config", g["config"][:5000]) for i, g in enumerate(table) if len(table) > 1]
-    client.log_batch(run_id, metrics=metrics, tags=tags)
+    batch_tags = {"cv.configs": str(len(table)), **(tags or {})}
+    if len(table) > 1:
+        batch_tags.update({f"cv.{i}.config": g["config"][:5000] for i, g in enumerate(table)})
+    batch_metrics = {**cv_metrics(table), **(metrics or {})}
+    client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in batch_metrics.items()],
+                     tags=[RunTag(k, v) for k, v in batch_tags.items()])
     client.log_dict(run_id, table, "cross_validation.json")
     client.log_text(run_id, text + "\n", "cross_validation.txt")
 
@@ -64,19 +72,14 @@ def start_cv_run(uri: str | None, experiment_name: str, run_name: str, tags: dic
 def finish_cv_run(uri: str | None, run_id: str, table: list[dict[str, Any]], text: str, failed: bool,
                   stop: dict[str, Any] | None = None) -> None:
     """The folds' table, the mean as the run's best/val_miou (what leaderboards rank), closed."""
-    from mlflow.entities import Metric, RunTag
     from mlflow.tracking import MlflowClient
 
     from seg58.base.names import STOP_EPOCH_TAG, STOP_KIND_TAG
 
     client = MlflowClient(resolve_uri(uri))
     try:
-        log_cross_validation(uri, run_id, table, text)
         mean = table[0].get("mean") if table else None
-        if mean is not None:
-            client.log_batch(run_id, metrics=[Metric("best/val_miou", float(mean), int(time.time() * 1000), 0)])
-        if stop:
-            client.log_batch(run_id, tags=[RunTag(STOP_KIND_TAG, str(stop["kind"])),
-                                           RunTag(STOP_EPOCH_TAG, str(stop["epoch"]))])
+        _log_table(client, run_id, table, text, metrics={} if mean is None else {"best/val_miou": float(mean)},
+                   tags={STOP_KIND_TAG: str(stop["kind"]), STOP_EPOCH_TAG: str(stop["epoch"])} if stop else None)
     finally:
         client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
