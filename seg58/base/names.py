@@ -13,7 +13,8 @@ PER_IMAGE_DIR = "per_image"  # <scope>/per_image_confusion.npz: one confusion ma
 PER_IMAGE_FILE = "per_image_confusion.npz"  # ... (scope `val`: the best epoch; `eval/<split>`: evaluate)
 
 # -- a sweep's folder (multirun/<date>/<time>/...) ------------------------------------------
-SUMMARY_FILE = "sweep_summary.json"  # every cell, from planned to ended
+SUMMARY_FILE = "sweep_summary.json"  # every cell, from planned to ended (rewritten every few seconds) ...
+EVENTS_FILE = "sweep_events.jsonl"  # ... and each change of a cell since, one line each (seg58/sweep/ledger.py)
 SEARCH_STATE_FILE = "search.json"  # what `hydra.sweeper.resume` needs: the study, its space, the parent run
 JOURNAL_FILE = "optuna.journal"  # the search's study (Optuna journal storage)
 DRIVER_FILE = "driver.json"  # the SLURM driver job of a detached sweep

@@ -6,41 +6,39 @@ runs closed, and one clear error listing what did not complete."""
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.utils import JobReturn
 
 from seg58.base.errors import ConfigError, UsageError
 from seg58.base.names import CONCURRENT_JOBS_ENV, SUMMARY_FILE
-from seg58.base.stop import is_pruned
 from seg58.build.user_errors import UserFacingError
+from seg58.sweep.cells import cell_of, format_cell, format_summary
 from seg58.sweep.folds import cv_table, format_cv
 from seg58.sweep.hooks import SweepHooks
+from seg58.sweep.ledger import LIVE_STATES, OK_STATES, Ledger
 
 log = logging.getLogger(__name__)
 
-OK_STATES = ("COMPLETED", "PRUNED")  # a pruned trial ended as designed
-LIVE_STATES = ("PENDING", "SUBMITTED")  # waiting for a slot / submitted: no outcome yet (seg58 status)
+__all__ = ["LIVE_STATES", "OK_STATES", "SweepBook", "unfinished_cells"]
 
 
 class SweepBook:
     def __init__(self, sweep_dir: Path, kind: str, config_loader: Any = None, config: Any = None,
                  launcher: Any = None, max_failures: int | None = None, hooks: SweepHooks | None = None,
                  metric: str | None = None, max_failure_rate: float | None = None):
-        self.sweep_dir, self.kind = Path(sweep_dir), kind
+        self.kind = kind
         self.config, self.loader, self.launcher = config, config_loader, launcher
         self.max_failures, self.max_failure_rate = max_failures, max_failure_rate
         self.hooks = hooks or SweepHooks()
         self.metric = metric  # the returned dict's key that is the objective (None: the task returns a float)
         self.rate_window = 1  # max_failure_rate applies once this many cells ended (the jobs in flight)
-        self.cells: list[dict[str, Any]] = []
+        self.ledger = Ledger(Path(sweep_dir))  # the cells, on disk as an event log and a summary
         self.parent: str | None = None
         self.extra: dict[str, Any] = {}  # sweep-level facts for the summary (the study, why it stopped, ...)
         self.tracking: dict[str, Any] = {"enabled": False}
@@ -50,17 +48,39 @@ class SweepBook:
     @classmethod
     def load(cls, sweep_dir: Path, hooks: SweepHooks | None = None) -> SweepBook:
         """The book of an existing sweep folder (for `seg58 status` / `seg58 collect`)."""
-        path = Path(sweep_dir) / SUMMARY_FILE
-        if not path.is_file():
+        if not (Path(sweep_dir) / SUMMARY_FILE).is_file():
             raise UsageError(f"{sweep_dir}: no {SUMMARY_FILE} there (not a seg58 sweep folder?)")
-        data = json.loads(path.read_text())
+        ledger, data = Ledger.read(Path(sweep_dir))
         book = cls(Path(sweep_dir), data.get("kind", "grid"), hooks=hooks, metric=data.get("metric"))
-        book.cells = data.pop("cells")
+        book.ledger = ledger
         book.parent = data.pop("mlflow_parent_run_id", None)
         book.tracking = data.pop("tracking", {"enabled": False})
         book.total = data.pop("total", None)
         book.extra = {k: v for k, v in data.items() if k not in ("sweep_dir", "kind")}
         return book
+
+    @property
+    def sweep_dir(self) -> Path:
+        return self.ledger.sweep_dir
+
+    @sweep_dir.setter
+    def sweep_dir(self, folder: Path) -> None:  # a resumed search continues in its original folder
+        self.ledger.close()
+        self.ledger = Ledger(Path(folder))
+
+    @property
+    def cells(self) -> list[dict[str, Any]]:
+        """Every cell, by number (a copy of the list: change cells through put)."""
+        return self.ledger.cells
+
+    def restore(self) -> None:
+        """The cells this folder's sweep recorded before (a resumed search continues them)."""
+        if (self.sweep_dir / SUMMARY_FILE).is_file():
+            self.ledger.replace(Ledger.read(self.sweep_dir)[0].cells)
+
+    def put(self, cell: dict[str, Any]) -> None:
+        self.ledger.put(cell)
+        self.write()
 
     # -- before launching -------------------------------------------------------------
     def problems(self, overrides: Sequence[str]) -> list[str]:
@@ -93,9 +113,9 @@ class SweepBook:
         """Every cell in the summary from the start, so status shows them and rerun finds them."""
         self.total = len(cells)
         for num, overrides in enumerate(cells):
-            self._put({"num": num, "overrides": list(overrides), "status": "PENDING",
-                       "output_dir": str(self.sweep_dir / str(num))})
-        self.write()
+            self.ledger.put({"num": num, "overrides": list(overrides), "status": "PENDING",
+                             "output_dir": str(self.sweep_dir / str(num))}, log=False)
+        self.write(force=True)
 
     def submitted(self, num: int, overrides: Sequence[str], job: Any = None, **extra: Any) -> None:
         cell = {"num": num, "overrides": list(overrides), "status": "SUBMITTED", "submitted_at": time.time(),
@@ -103,28 +123,30 @@ class SweepBook:
         if job is not None and hasattr(job, "paths"):
             cell.update(job_id=job.job_id, stdout=str(job.paths.stdout), stderr=str(job.paths.stderr),
                         submitit_folder=str(job.paths.folder))
-        self._put(cell)
-        self.write()
+        self.put(cell)
+
+    def running(self, num: int, overrides: Sequence[str], **extra: Any) -> None:
+        """A cell this process is about to train itself (Hydra's basic launcher): RUNNING at once."""
+        self.put({**self.ledger.get(num), "num": num, "overrides": list(overrides), "status": "RUNNING",
+                  "submitted_at": time.time(), "output_dir": str(self.sweep_dir / str(num)), **extra})
+        self.write(force=True)
 
     def record(self, num: int, ret: JobReturn, info: dict[str, Any] | None = None, **extra: Any) -> dict:
         """A cell's outcome, written at once and logged as one line (the sweep's live report)."""
-        before = next((c for c in self.cells if c["num"] == num), {})
+        before = self.ledger.get(num)
         cell = cell_of(num, ret, info or {}, self.sweep_dir, self.metric)
         cell.update(extra)
         if cell.get("elapsed_s") is None and before.get("submitted_at"):
             cell["elapsed_s"] = round(time.time() - before["submitted_at"], 1)
         cell = {**before, **cell}
-        self._put(cell)
-        self.write()
-        ended = sum(c["status"] not in LIVE_STATES for c in self.cells)
-        log.info("[%d/%s ended]%s", ended, self.total or "?", format_cell(cell))
+        self.put(cell)
+        log.info("[%d/%s ended]%s", self.ledger.ended, self.total or "?", format_cell(cell))
         return cell
 
     def cancel_unstarted(self, num: int, overrides: Sequence[str], reason: str) -> None:
-        self._put({"num": num, "overrides": list(overrides), "status": "CANCELLED", "objective": None,
-                   "error": f"not started: {reason}", "output_dir": str(self.sweep_dir / str(num)),
-                   "cancelled_by_sweep": True})
-        self.write()
+        self.put({"num": num, "overrides": list(overrides), "status": "CANCELLED", "objective": None,
+                  "error": f"not started: {reason}", "output_dir": str(self.sweep_dir / str(num)),
+                  "cancelled_by_sweep": True})
 
     def cancel_rest(self, pool: Any, pending: Sequence[tuple[int, list[str]]], reason: str) -> list[JobReturn]:
         """Fail-fast: cancel the running cells (waiting for each to end) and the unstarted ones."""
@@ -136,19 +158,14 @@ class SweepBook:
             self.cancel_unstarted(num, overrides, reason)
         return returns
 
-    def _put(self, cell: dict[str, Any]) -> None:
-        self.cells = [c for c in self.cells if c["num"] != cell["num"]] + [cell]
-
     def failures(self) -> int:
-        return sum(c["status"] not in (*OK_STATES, *LIVE_STATES) and not c.get("cancelled_by_sweep")
-                   for c in self.cells)
+        return self.ledger.failed
 
     def fail_fast(self) -> str | None:
         """Why the sweep stops early (hydra.sweeper.max_failures or max_failure_rate reached), else None."""
         if self.extra.get("stopped"):
             return None
-        failed = self.failures()
-        ended = sum(c["status"] not in LIVE_STATES and not c.get("cancelled_by_sweep") for c in self.cells)
+        failed, ended = self.ledger.failed, self.ledger.ended_own
         if self.max_failures is not None and failed >= self.max_failures:
             why = f"hydra.sweeper.max_failures={self.max_failures} reached"
         elif self.max_failure_rate is not None and ended >= self.rate_window and failed / ended > self.max_failure_rate:
@@ -156,16 +173,21 @@ class SweepBook:
         else:
             return None
         self.extra["stopped"] = f"{why}: {failed} cell(s) failed; the queued and running cells were cancelled"
+        self.write(force=True)
         log.error("%s", self.extra["stopped"])
         return self.extra["stopped"]
 
-    def write(self) -> None:
-        summary = {"sweep_dir": str(self.sweep_dir), "kind": self.kind, "mlflow_parent_run_id": self.parent,
-                   "tracking": self.tracking, "total": self.total, "metric": self.metric, **self.extra,
-                   "cells": sorted(self.cells, key=lambda c: c["num"])}
-        tmp = self.sweep_dir / f".{SUMMARY_FILE}.tmp"
-        tmp.write_text(json.dumps(summary, indent=2, default=str))
-        os.replace(tmp, self.sweep_dir / SUMMARY_FILE)
+    def facts(self) -> dict[str, Any]:
+        return {"sweep_dir": str(self.sweep_dir), "kind": self.kind, "mlflow_parent_run_id": self.parent,
+                "tracking": self.tracking, "total": self.total, "metric": self.metric, **self.extra}
+
+    def write(self, force: bool = False) -> None:
+        """The summary file (throttled: the event log has every change at once; `force` now)."""
+        self.ledger.write(self.facts(), force)
+
+    def idle(self) -> None:
+        """Called while waiting for jobs: the summary catches up with the event log."""
+        self.ledger.flush_due(self.facts())
 
     # -- at the end -------------------------------------------------------------------
     def finish(self, rerun_hint: str, fail: bool | None = None) -> None:
@@ -176,7 +198,8 @@ class SweepBook:
         cv = cv_table(self.cells, self.hooks.fold_key) if self.hooks.fold_key else []
         if cv:
             self.extra["cross_validation"] = cv
-        self.write()
+        self.write(force=True)
+        self.ledger.close()
         cells = sorted(self.cells, key=lambda c: c["num"])
         log.info("sweep summary (%s):\n%s", self.sweep_dir / SUMMARY_FILE, format_summary(cells))
         if cv:
@@ -193,100 +216,15 @@ class SweepBook:
         """Jobs that ended without a result (cancelled, killed) never closed their MLflow run."""
         for c in self.cells:
             if c["status"] not in (*OK_STATES, "FAILED"):
-                c["mlflow_run_id"] = self.close_lost_run(Path(c["output_dir"]), c["status"]) or c.get("mlflow_run_id")
+                run_id = self.close_lost_run(Path(c["output_dir"]), c["status"]) or c.get("mlflow_run_id")
+                if run_id != c.get("mlflow_run_id"):
+                    self.ledger.put({**c, "mlflow_run_id": run_id})
 
     def close_lost_run(self, job_dir: Path, state: str) -> str | None:
         return self.hooks.close_lost_run(self.tracking, job_dir, state)
 
 
-def cell_of(num: int, ret: JobReturn, info: dict[str, Any], sweep_dir: Path, metric: str | None = None) -> dict:
-    """A cell's record from its JobReturn. The task's return value: a number is the objective; a
-    dict names it by `metric` and its other plain values (epochs, times, ...) are kept, its
-    `stop` ({"kind": "pruned", "epoch": N}, seg58/base/stop.py) says whether it was pruned."""
-    ok = ret.status == JobStatus.COMPLETED
-    value = ret._return_value
-    result = value if ok and isinstance(value, dict) else {}
-    objective = objective_of_result(value, metric) if ok else None
-    stop = result.get("stop")
-    state = info.get("state") or ("COMPLETED" if ok else "FAILED")
-    if state == "COMPLETED" and is_pruned(stop):
-        state = "PRUNED"
-    output_dir = Path(str(ret.hydra_cfg.hydra.runtime.output_dir if ret.hydra_cfg else sweep_dir / str(num)))
-    metrics = metric if isinstance(metric, (list, tuple)) else [metric]
-    kept = {k: _plain(v) for k, v in result.items()
-            if k not in (*metrics, "stop", "seconds") and (v is None or isinstance(v, (int, float, str, bool)))}
-    return {
-        **kept,
-        "num": num,
-        "overrides": list(ret.overrides or []),
-        "status": state,
-        "objective": objective,
-        "elapsed_s": result.get("seconds"),
-        "stop": stop,
-        "error": None if ok else f"{type(value).__name__}: {value}".strip()[:2000],
-        "output_dir": str(output_dir),
-        **{k: v for k, v in info.items() if k != "state"},
-    }
-
-
-def objective_of_result(value: Any, metric: Any) -> float | list[float] | None:
-    """The objective a task returned: a number; a dict's `metric` value; with a list of metrics
-    (multi-objective) the list of their values, as a list or tuple of numbers too. None when
-    missing or not finite."""
-    if isinstance(metric, (list, tuple)):
-        values = [value.get(m) for m in metric] if isinstance(value, dict) else value
-        if not isinstance(values, (list, tuple)) or len(values) != len(metric):
-            return None
-        finite = [_finite(v) for v in values]
-        return None if None in finite else finite
-    if isinstance(value, (list, tuple)) and metric is None:  # hydra-optuna-sweeper's multi-objective return
-        finite = [_finite(v) for v in value]
-        return None if not finite or None in finite else finite
-    if isinstance(value, dict):
-        return _finite(value.get(metric)) if metric is not None else None
-    return None if isinstance(value, bool) else _finite(value)
-
-
-def _plain(value: Any) -> Any:
-    return _finite(value) if isinstance(value, float) else value
-
-
-def _finite(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
-        else None
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-def format_objective(value: float | list[float]) -> str:
-    return "[" + ", ".join(f"{v:.4g}" for v in value) + "]" if isinstance(value, list) else f"{value:.4f}"
-
-
-def format_cell(c: dict[str, Any]) -> str:
-    where = f" slurm={c['job_id']}" if c.get("job_id") and c.get("executor", "slurm") == "slurm" else ""
-    score = "" if c.get("objective") is None else f" objective={format_objective(c['objective'])}"
-    epochs = f" epochs={c['epochs_trained']}" if c.get("epochs_trained") is not None else ""
-    took = f" in {duration(c['elapsed_s'])}" if c.get("elapsed_s") is not None else ""
-    line = f"  #{c['num']} {c['status']:<10}{where}{score}{epochs}{took}  {' '.join(c['overrides'])}"
-    if c["status"] not in (*OK_STATES, *LIVE_STATES):
-        log_path = c.get("stderr") or c.get("output_dir")
-        line += f"\n      error: {(c['error'] or '').splitlines()[0] if c.get('error') else '?'}"
-        line += f"\n      log: {log_path}" if log_path else ""
-    return line
-
-
-def format_summary(cells: list[dict]) -> str:
-    return "\n".join(format_cell(c) for c in cells)
-
-
 def unfinished_cells(sweep_dir: Path) -> list[list[str]]:
-    summary = sweep_dir / SUMMARY_FILE
-    if not summary.is_file():
+    if not (sweep_dir / SUMMARY_FILE).is_file():
         raise UserFacingError(f"hydra.sweeper.rerun={sweep_dir}: no {SUMMARY_FILE} there (not a seg58 sweep?)")
-    cells = json.loads(summary.read_text())["cells"]
-    return [c["overrides"] for c in cells if c["status"] not in OK_STATES]
+    return [c["overrides"] for c in Ledger.read(sweep_dir)[0].cells if c["status"] not in OK_STATES]

@@ -22,9 +22,10 @@ def run_grid(book: SweepBook, launcher: Any, cells: list[list[str]], max_batch_s
     while pending or pool.busy():
         n = pool.free()
         take, pending = pending[:n], pending[n:]
-        for num, job in pool.submit(take):
-            book.submitted(num, dict(take)[num], job)
-        for num, ret, info in pool.wait():
+        for num, job in pool.submit(take, running=book.running):
+            if job is not None:
+                book.submitted(num, dict(take)[num], job)
+        for num, ret, info in pool.wait(book.idle):
             book.record(num, ret, info)
             returns.append(ret)
             reason = book.fail_fast()

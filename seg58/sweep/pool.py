@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hydra.core.utils import JobReturn
@@ -27,10 +27,14 @@ class JobPool:
     def free(self) -> int:
         return 0 if self._ended else self.slots - len(self.running)
 
-    def submit(self, cells: Sequence[tuple[int, list[str]]]) -> list[tuple[int, Any]]:
-        """Start these (num, overrides) cells; (num, job) of each, job None when it already ran."""
+    def submit(self, cells: Sequence[tuple[int, list[str]]],
+               running: Callable[[int, list[str]], None] | None = None) -> list[tuple[int, Any]]:
+        """Start these (num, overrides) cells; (num, job) of each, job None when it already ran
+        (Hydra's basic launcher: `running` is told just before each starts, in this process)."""
         if not self.asynchronous:  # Hydra's basic launcher runs a cell to its end right here
             for num, overrides in cells:
+                if running is not None:
+                    running(num, overrides)
                 t0 = time.time()
                 (ret,) = self.launcher.launch([overrides], initial_job_idx=num)
                 self._ended.append((num, ret, {"elapsed_s": round(time.time() - t0, 1)}))
@@ -43,8 +47,9 @@ class JobPool:
                 started.append((num, job))
         return started
 
-    def wait(self) -> list[tuple[int, JobReturn, dict]]:
-        """Block until at least one cell has ended; its (num, JobReturn, info)."""
+    def wait(self, idle: Callable[[], None] | None = None) -> list[tuple[int, JobReturn, dict]]:
+        """Block until at least one cell has ended; its (num, JobReturn, info). `idle` is called
+        between polls."""
         if self._ended:
             ended, self._ended = self._ended, []
             return ended
@@ -52,6 +57,8 @@ class JobPool:
             done = [n for n, (job, _) in self.running.items() if job.done()]
             if done:
                 return [self._collect(n) for n in done]
+            if idle is not None:
+                idle()
             time.sleep(POLL_S)
         return []
 

@@ -134,8 +134,7 @@ class Search:
         book.start(arguments, concurrent_jobs=pool.slots, parent=parent,
                    spec=f"search {spec.study_name}: " + " ".join(f"{k}={v}" for k, v in self._space_text.items()))
         if self.resume:
-            book.cells = json.loads((book.sweep_dir / SUMMARY_FILE).read_text())["cells"] \
-                if (book.sweep_dir / SUMMARY_FILE).is_file() else []
+            book.restore()
             book.extra.pop("stopped", None)
             self._retry_interrupted(study, book)
         else:
@@ -176,9 +175,12 @@ class Search:
                     book.fail_fast()
                     continue
                 trials[trial.number] = trial
-                for num, job in pool.submit([(trial.number, overrides)]):
-                    book.submitted(num, overrides, job, params=trial.params)
-            for num, ret, info in pool.wait():
+                started = pool.submit([(trial.number, overrides)],
+                                      running=lambda n, o, p=trial.params: book.running(n, o, params=p))
+                for num, job in started:
+                    if job is not None:
+                        book.submitted(num, overrides, job, params=trial.params)
+            for num, ret, info in pool.wait(book.idle):
                 returns.append(ret)
                 self._tell(study, trials.pop(num), ret, info, book)
                 reason = book.fail_fast()
@@ -209,8 +211,8 @@ class Search:
             self._tell_study(study, trial, cell["objective"])
         else:  # failed, cancelled, or a NaN objective: FAIL, with why
             if cell["status"] == "COMPLETED":
-                cell["status"], cell["error"] = "FAILED", _no_objective(ret, self.metric)
-                book.write()
+                cell = {**cell, "status": "FAILED", "error": _no_objective(ret, self.metric)}
+                book.put(cell)
             trial.set_user_attr("error", (cell["error"] or cell["status"])[:2000])
             self._tell_study(study, trial, state=TrialState.FAIL)
 
@@ -239,10 +241,9 @@ class Search:
             study.enqueue_trial(t.params, skip_if_exists=False)  # study.ask() hands these out first
             run_dir = book.sweep_dir / str(t.number)
             book.close_lost_run(run_dir, "INTERRUPTED")
-            book.cells = [c for c in book.cells if c["num"] != t.number]
-            book.cells.append({"num": t.number, "overrides": [], "status": "INTERRUPTED", "objective": None,
-                               "params": t.params, "error": "the sweep stopped while it ran; retried",
-                               "output_dir": str(run_dir)})
+            book.put({"num": t.number, "overrides": [], "status": "INTERRUPTED", "objective": None,
+                      "params": t.params, "error": "the sweep stopped while it ran; retried",
+                      "output_dir": str(run_dir)})
             log.info("trial #%d was running when the sweep stopped: marked FAIL, retried", t.number)
 
     def _publish(self, study: Any, book: SweepBook) -> None:

@@ -16,7 +16,8 @@ from typing import Any
 from seg58.base.errors import UsageError
 from seg58.base.names import DRIVER_FILE, SUMMARY_FILE
 from seg58.build.user_errors import UserFacingError
-from seg58.sweep.book import LIVE_STATES, OK_STATES, SweepBook, duration
+from seg58.sweep.book import LIVE_STATES, OK_STATES, SweepBook
+from seg58.sweep.cells import duration
 from seg58.sweep.detach import load_driver
 from seg58.sweep.hooks import SweepHooks
 from seg58.sweep.launchers import collect_job
@@ -116,6 +117,10 @@ def collect(sweep_dir: Path, wait: bool, hooks: SweepHooks | None = None, poll_s
         time.sleep(poll_s)
     book = SweepBook.load(sweep_dir, hooks)  # the driver is gone: what it did not record, record now
     for cell in [c for c in book.cells if c["status"] in LIVE_STATES]:
+        if cell["status"] == "RUNNING" and not cell.get("job_id"):  # trained in the driver's own process
+            book.put({**cell, "status": "INTERRUPTED", "objective": None,
+                      "error": "the sweep's process ended while it trained this cell"})
+            continue
         if cell["status"] == "PENDING" or not cell.get("job_id"):
             book.cancel_unstarted(cell["num"], cell["overrides"], "the sweep ended before submitting it")
             continue
