@@ -19,6 +19,7 @@ from seg58.base.errors import ConfigError, UsageError
 from seg58.base.names import CONCURRENT_JOBS_ENV, SUMMARY_FILE
 from seg58.build.user_errors import UserFacingError
 from seg58.sweep.cells import cell_of, format_cell, format_summary
+from seg58.sweep.checks import CellComposer, problems_of
 from seg58.sweep.folds import cv_table, format_cv
 from seg58.sweep.hooks import SweepHooks
 from seg58.sweep.ledger import LIVE_STATES, OK_STATES, Ledger
@@ -31,9 +32,10 @@ __all__ = ["LIVE_STATES", "OK_STATES", "SweepBook", "unfinished_cells"]
 class SweepBook:
     def __init__(self, sweep_dir: Path, kind: str, config_loader: Any = None, config: Any = None,
                  launcher: Any = None, max_failures: int | None = None, hooks: SweepHooks | None = None,
-                 metric: str | None = None, max_failure_rate: float | None = None):
+                 metric: str | None = None, max_failure_rate: float | None = None, composer: Any = None):
         self.kind = kind
-        self.config, self.loader, self.launcher = config, config_loader, launcher
+        self.config, self.launcher = config, launcher
+        self.composer = composer or (CellComposer(config_loader, config) if config_loader is not None else None)
         self.max_failures, self.max_failure_rate = max_failures, max_failure_rate
         self.hooks = hooks or SweepHooks()
         self.metric = metric  # the returned dict's key that is the objective (None: the task returns a float)
@@ -85,13 +87,13 @@ class SweepBook:
     # -- before launching -------------------------------------------------------------
     def problems(self, overrides: Sequence[str]) -> list[str]:
         """Every problem of one cell's composed config, each prefixed with the cell."""
-        cfg = self.loader.load_sweep_config(master_config=self.config, sweep_overrides=list(overrides))
-        self.base = self.base or cfg
-        return [f"[{' '.join(overrides)}] {p}" for p in self.hooks.cell_problems(cfg)]
+        if self.base is None:
+            self.base = self.composer.compose(overrides)
+        return [f"[{' '.join(overrides)}] {p}" for p in self.composer.check(overrides, self.hooks.cell_problems)]
 
     def check(self, batch: Sequence[Sequence[str]]) -> None:
         """Refuse the whole batch, listing every bad cell, before any job starts."""
-        problems = [p for overrides in batch for p in self.problems(overrides)]
+        problems = problems_of(batch, self.problems)
         if problems:
             raise UserFacingError(str(ConfigError(problems)))
 

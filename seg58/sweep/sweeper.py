@@ -26,6 +26,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from seg58.base.errors import ConfigError
 from seg58.build.user_errors import reported_as_user_errors
 from seg58.sweep.book import SweepBook, unfinished_cells
+from seg58.sweep.checks import CellComposer
 from seg58.sweep.folds import ALL, expand_folds
 from seg58.sweep.hooks import SweepHooks
 from seg58.sweep.space import parse_space, plain
@@ -112,8 +113,14 @@ class GridOrSearchSweeper(BasicSweeper):
         given = [o.split("=", 1)[1] for o in cell if o.split("=", 1)[0] == key]
         if given and given[-1] != ALL:
             return None  # one fold named: no need to compose the cell to know
-        cfg = self.hydra_context.config_loader.load_sweep_config(master_config=self.config, sweep_overrides=cell)
-        return self.hooks.fold_values(cfg)
+        return self.composer.check(cell, self.hooks.fold_values)
+
+    @property
+    def composer(self) -> CellComposer:
+        """Cells' configs, composed once per distinct group choices (sweep/checks.py)."""
+        if getattr(self, "_composer", None) is None:
+            self._composer = CellComposer(self.hydra_context.config_loader, self.config)
+        return self._composer
 
     def search_base(self, arguments: list[str]) -> list[list[str]]:
         """A search's base config (its fixed overrides); a resumed one was checked when it began."""
@@ -124,7 +131,7 @@ class GridOrSearchSweeper(BasicSweeper):
     def book(self, kind: str) -> SweepBook:
         return SweepBook(Path(str(self.config.hydra.sweep.dir)), kind, self.hydra_context.config_loader,
                          self.config, self.launcher, self.max_failures, self.hooks, self.metric,
-                         self.max_failure_rate)
+                         self.max_failure_rate, composer=self.composer)
 
     # -- Hydra's entry point ------------------------------------------------------------------
     def sweep(self, arguments: list[str]) -> Any:
