@@ -26,6 +26,7 @@ class Seg58SweeperConf:
     metric: Any = None  # the key of a returned dict that is the objective; a list: one per direction
     max_failures: Optional[int] = None  # noqa: UP045  K failed cells/trials cancel the rest (fail fast)
     max_failure_rate: Optional[float] = None  # noqa: UP045  ... or more than this share of the ended ones
+    dry_run: bool = False  # check and list the cells, print the resources asked for; launch nothing
     # -- grid --
     max_batch_size: Optional[int] = None  # noqa: UP045
     rerun: Optional[str] = None  # noqa: UP045  a grid's sweep folder: launch only its cells that did not complete
@@ -53,6 +54,10 @@ class Seg58SlurmConf(SlurmQueueConf):
     driver_timeout_min: int = 7 * 24 * 60  # the driver waits for every cell; `seg58 collect` finishes after it
     driver_mem_gb: int = 4
     driver_cpus: int = 1
+    # cells per SLURM array (None: the cluster's MaxArraySize, from `scontrol show config`); each
+    # array is throttled by array_parallelism (`%`)
+    max_array_size: Optional[int] = None  # noqa: UP045
+    max_queued: Optional[int] = None  # noqa: UP045  cells queued at once (None: half the cluster's MaxJobCount)
 
 
 @dataclass

@@ -33,7 +33,10 @@ from seg58.sweep.gpus import GpuSlots, visible_gpus
 log = logging.getLogger(__name__)
 
 # keys of seg58's launcher schemas (hydra_plugins/seg58_sweeper/config.py), never passed to submitit
-OWN_KEYS = {"detach", "driver_partition", "driver_timeout_min", "driver_mem_gb", "driver_cpus", "gpus"}
+OWN_KEYS = {"detach", "driver_partition", "driver_timeout_min", "driver_mem_gb", "driver_cpus", "gpus",
+            "max_array_size", "max_queued"}
+# SLURM's defaults (slurm.conf(5)) when `scontrol show config` cannot be asked
+SLURM_DEFAULTS = {"MaxArraySize": 1001, "MaxJobCount": 10000}
 
 
 class SubmititJobs:
@@ -128,7 +131,39 @@ def _slurm_state(job: Any) -> str:
 
 
 class SlurmDriverJobs(SubmititJobs):
-    """SLURM jobs, and the sweep itself as a driver job (hydra.launcher.detach=true)."""
+    """SLURM jobs, and the sweep itself as a driver job (hydra.launcher.detach=true).
+
+    A grid larger than the cluster's MaxArraySize is submitted as several arrays (submitit submits
+    one array per call and sbatch refuses a larger one), each throttled by array_parallelism
+    (SLURM's `%`), and at most max_queued cells are queued at once (SLURM counts each array task
+    as a job against MaxJobCount): the rest are submitted as queued ones end."""
+
+    _limits: dict[str, int] | None = None
+
+    def limits(self) -> dict[str, int]:
+        """{MaxArraySize, MaxJobCount} of the cluster (`scontrol show config`), asked once."""
+        if self._limits is None:
+            self._limits = slurm_limits()
+        return self._limits
+
+    def array_size(self) -> int:
+        """Cells per SLURM array: hydra.launcher.max_array_size, else the cluster's MaxArraySize."""
+        return int(self.params.get("max_array_size") or self.limits()["MaxArraySize"])
+
+    def capacity(self) -> int | None:
+        """Cells queued at once: hydra.launcher.max_queued, else half the cluster's MaxJobCount
+        (the queue is shared)."""
+        return int(self.params.get("max_queued") or max(1, self.limits()["MaxJobCount"] // 2))
+
+    def _map(self, executor: Any, args: list[tuple]) -> list[Any]:
+        size, jobs = self.array_size(), []
+        for start in range(0, len(args), size):
+            chunk = args[start:start + size]
+            jobs += executor.map_array(self, *zip(*chunk, strict=True))
+            if len(args) > size:
+                log.info("submitted cells #%d-#%d as SLURM array %s (at most %d per array)", chunk[0][2],
+                         chunk[-1][2], jobs[-1].job_id.split("_")[0], size)
+        return jobs
 
     @property
     def detach(self) -> bool:
@@ -147,6 +182,24 @@ class SlurmDriverJobs(SubmititJobs):
             partition=p.get("driver_partition") or p.get("partition"), name=f"{p.get('name') or 'seg58'}-driver")
         with submission_env():
             return executor.submit(submitit.helpers.CommandFunction(command, cwd=str(Path.cwd()), verbose=True))
+
+
+def slurm_limits() -> dict[str, int]:
+    """MaxArraySize and MaxJobCount from `scontrol show config`; SLURM's defaults when it cannot be asked."""
+    import subprocess
+
+    limits = dict(SLURM_DEFAULTS)
+    try:
+        out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30,
+                             check=True).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        log.warning("scontrol show config failed (%s): assuming SLURM's defaults %s", e, SLURM_DEFAULTS)
+        return limits
+    for line in out.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() in limits and value.strip().isdigit():
+            limits[key.strip()] = int(value.strip())
+    return limits
 
 
 class LocalGpuJobs(SubmititJobs):

@@ -2,7 +2,8 @@
 cell's config is checked before any job starts (all bad cells reported at once), the app's
 tracking parent run is opened once, each cell is reported as it ends and kept in
 <sweep dir>/sweep_summary.json, `hydra.sweeper.max_failures=K` cancels the rest after K failures
-and `hydra.sweeper.rerun=<sweep dir>` launches only the cells that did not complete.
+and `hydra.sweeper.rerun=<sweep dir>` launches only the cells that did not complete;
+`hydra.sweeper.dry_run=true` checks and lists the cells and launches nothing (dry_run.py).
 
 strategy=auto is a search when hydra.sweeper.n_trials is set or a param is an interval(), else a
 grid; `hydra.sweeper.sample=N` runs a seeded random sample of N cells of a grid. With
@@ -46,11 +47,12 @@ class GridOrSearchSweeper(BasicSweeper):
     def __init__(self, strategy: str = "auto", params: dict | None = None, max_batch_size: int | None = None,
                  rerun: str | None = None, sample: int | None = None, sample_seed: int = 0,
                  max_failures: int | None = None, max_failure_rate: float | None = None, hooks: Any = None,
-                 metric: str | None = None, **search: Any) -> None:
+                 metric: str | None = None, dry_run: bool = False, **search: Any) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.strategy, self.rerun, self.sample, self.sample_seed = strategy, rerun, sample, sample_seed
         self.max_failures, self.max_failure_rate = max_failures, max_failure_rate
         self.hooks, self.metric = SweepHooks() if hooks is None else hooks, plain(metric)
+        self.dry_run = dry_run
         self.search = search  # n_trials, n_jobs, direction, sampler, pruner, storage, resume, ...
 
     def problems(self) -> list[str]:
@@ -142,6 +144,10 @@ class GridOrSearchSweeper(BasicSweeper):
 
     def _sweep(self, arguments: list[str]) -> Any:
         searching = self.searching(arguments)
+        if self.dry_run:
+            from seg58.sweep.dry_run import dry_run
+
+            return dry_run(self, arguments, searching)
         if getattr(self.launcher, "detach", False):
             from seg58.sweep.detach import detach
 
