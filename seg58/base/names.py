@@ -18,6 +18,8 @@ EVENTS_FILE = "sweep_events.jsonl"  # ... and each change of a cell since, one l
 SEARCH_STATE_FILE = "search.json"  # what `hydra.sweeper.resume` needs: the study, its space, the parent run
 JOURNAL_FILE = "optuna.journal"  # the search's study (Optuna journal storage)
 DRIVER_FILE = "driver.json"  # the SLURM driver job of a detached sweep
+LOCK_FILE = ".driver.lock"  # held (flock) by the one process that drives the sweep ...
+LOCK_OWNER_FILE = "driver_owner.json"  # ... which says here who it is (seg58/sweep/lock.py)
 MULTIRUN_CONFIG = "multirun.yaml"
 
 # -- MLflow tags ------------------------------------------------------------------------------

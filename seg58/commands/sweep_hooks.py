@@ -52,12 +52,14 @@ class SegmentationSweepHooks(SweepHooks):
         if not t.enabled:
             return {"enabled": False}, None
         from seg58.tracking.store import check_reachable
-        from seg58.tracking.sweep_run import start_sweep_run
+        from seg58.tracking.sweep_run import reopen_sweep_run, start_sweep_run
 
         # the store created once, before jobs race to create it (SQLite); credentials and write
         # permission checked before any job starts
         tracking = {"enabled": True, "uri": check_reachable(t.uri, t.experiment_name), "experiment": t.experiment_name,
                     "register": t.register}
+        if parent:  # a resumed sweep: its run (KILLED when interrupted) runs again
+            reopen_sweep_run(t.uri, parent)
         parent = parent or start_sweep_run(t.uri, t.experiment_name, sweep_dir, arguments, spec)
         os.environ[PARENT_RUN_ENV] = parent
         os.environ[PARENT_EXPERIMENT_ENV] = t.experiment_name
@@ -70,6 +72,13 @@ class SegmentationSweepHooks(SweepHooks):
 
         _log_cross_validation(tracking, parent, sweep_dir)
         finish_sweep_run(tracking["uri"], parent, failed, str(sweep_dir), register=tracking.get("register"))
+
+    def interrupt_sweep(self, tracking: dict[str, Any], parent: str | None, sweep_dir: Path) -> None:
+        if parent is None or not tracking.get("enabled"):
+            return
+        from seg58.tracking.sweep_run import kill_sweep_run
+
+        kill_sweep_run(tracking["uri"], parent, f"interrupted (Ctrl-C); continue: hydra.sweeper.resume={sweep_dir}")
 
     def close_lost_run(self, tracking: dict[str, Any], job_dir: Path, state: str) -> str | None:
         if not tracking.get("enabled"):

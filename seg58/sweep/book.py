@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from seg58.sweep.cells import cell_of, format_cell, format_summary
 from seg58.sweep.checks import CellComposer, problems_of
 from seg58.sweep.folds import cv_table, format_cv
 from seg58.sweep.hooks import SweepHooks
+from seg58.sweep.interrupt import INTERRUPTED_EXIT
 from seg58.sweep.ledger import LIVE_STATES, OK_STATES, Ledger
 
 log = logging.getLogger(__name__)
@@ -55,11 +57,21 @@ class SweepBook:
         ledger, data = Ledger.read(Path(sweep_dir))
         book = cls(Path(sweep_dir), data.get("kind", "grid"), hooks=hooks, metric=data.get("metric"))
         book.ledger = ledger
-        book.parent = data.pop("mlflow_parent_run_id", None)
-        book.tracking = data.pop("tracking", {"enabled": False})
-        book.total = data.pop("total", None)
-        book.extra = {k: v for k, v in data.items() if k not in ("sweep_dir", "kind")}
+        book._adopt(data)
         return book
+
+    def resume(self) -> None:
+        """Continue this folder's sweep: its cells, its tracking run, its total (a resumed grid)."""
+        ledger, data = Ledger.read(self.sweep_dir)
+        self.ledger.replace(ledger.cells)
+        self._adopt({k: v for k, v in data.items() if k not in ("stopped", "finished", "interrupted")})
+
+    def _adopt(self, data: dict[str, Any]) -> None:
+        self.parent = data.get("mlflow_parent_run_id")
+        self.tracking = data.get("tracking", {"enabled": False})
+        self.total = data.get("total")
+        self.extra = {k: v for k, v in data.items() if k not in (
+            "sweep_dir", "kind", "mlflow_parent_run_id", "tracking", "total", "metric")}
 
     @property
     def sweep_dir(self) -> Path:
@@ -191,6 +203,30 @@ class SweepBook:
         """Called while waiting for jobs: the summary catches up with the event log."""
         self.ledger.flush_due(self.facts())
 
+    def interrupt(self, pool: Any, continue_hint: str, on_ended: Any = None) -> None:
+        """Ctrl-C (seg58/sweep/interrupt.py): the running cells interrupted and recorded INTERRUPTED,
+        their runs and the sweep's closed as KILLED, the summary written; exit 130 in one line.
+        `on_ended(num, ret, info)` records each interrupted cell instead (a search tells its study)."""
+        why = "interrupted (Ctrl-C)"
+        for num, ret, info in pool.cancel_all(state="INTERRUPTED"):
+            if on_ended is not None:
+                on_ended(num, ret, info)
+            else:
+                self.record(num, ret, info, error=why)
+        for c in self.cells:
+            if c["status"] == "RUNNING":  # trained in this process: its training closed its run
+                self.ledger.put({**c, "status": "INTERRUPTED", "objective": None, "error": why})
+        self._close_lost_runs()
+        stopped = sum(c["status"] == "INTERRUPTED" for c in self.cells)
+        waiting = sum(c["status"] in LIVE_STATES for c in self.cells)
+        self.extra["interrupted"] = f"{why} at {time.strftime('%Y-%m-%d %H:%M:%S')}: {stopped} running cell(s) " \
+                                    f"stopped, {waiting} not started"
+        self.write(force=True)
+        self.ledger.close()
+        self.hooks.interrupt_sweep(self.tracking, self.parent, self.sweep_dir)
+        log.warning("%s; continue it in the same folder: %s", self.extra["interrupted"], continue_hint)
+        sys.exit(INTERRUPTED_EXIT)
+
     # -- at the end -------------------------------------------------------------------
     def finish(self, rerun_hint: str, fail: bool | None = None) -> None:
         """Close lost runs, write the summary, publish the leaderboard; raise if any cell failed
@@ -224,6 +260,24 @@ class SweepBook:
 
     def close_lost_run(self, job_dir: Path, state: str) -> str | None:
         return self.hooks.close_lost_run(self.tracking, job_dir, state)
+
+
+def use_sweep_dir(config: Any, folder: Path) -> None:
+    """A resumed sweep's jobs go to its original folder (their numbers continue there): every
+    job's config is recomposed with the master's hydra overrides, so the folder goes there."""
+    from omegaconf import read_write
+
+    with read_write(config):
+        config.hydra.sweep.dir = str(folder)
+        config.hydra.overrides.hydra.append(f"hydra.sweep.dir={folder}")
+
+
+def sweep_kind(folder: Path) -> str | None:
+    """grid or search, as the folder's summary says; None when it has none."""
+    import json
+
+    summary = Path(folder) / SUMMARY_FILE
+    return json.loads(summary.read_text()).get("kind") if summary.is_file() else None
 
 
 def unfinished_cells(sweep_dir: Path) -> list[list[str]]:

@@ -51,6 +51,9 @@ class SweepHooks:
     def close_sweep(self, tracking: dict[str, Any], parent: str | None, failed: bool, sweep_dir: Path) -> None:
         """After the last cell: close the sweep's tracking run (leaderboards and the like)."""
 
+    def interrupt_sweep(self, tracking: dict[str, Any], parent: str | None, sweep_dir: Path) -> None:
+        """Ctrl-C: close the sweep's tracking run as interrupted (no leaderboard: it may continue)."""
+
     def close_lost_run(self, tracking: dict[str, Any], job_dir: Path, state: str) -> str | None:
         """A job that ended without a result (cancelled, killed) never closed its tracking run:
         close it; returns its id."""

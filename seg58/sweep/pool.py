@@ -9,12 +9,14 @@ from typing import Any
 
 from hydra.core.utils import JobReturn
 
+from seg58.sweep.interrupt import Interruption
+
 POLL_S = 1.0
 
 
 class JobPool:
-    def __init__(self, launcher: Any, slots: int | None = None):
-        self.launcher = launcher
+    def __init__(self, launcher: Any, slots: int | None = None, interruption: Interruption | None = None):
+        self.launcher, self.interruption = launcher, interruption or Interruption()
         self.asynchronous = hasattr(launcher, "submit")  # seg58's submitit launchers; Hydra's basic one is not
         limits = [n for n in (slots, launcher.capacity() if self.asynchronous else 1) if n]
         self.slots = min(limits) if limits else 1 << 30
@@ -36,7 +38,8 @@ class JobPool:
                 if running is not None:
                     running(num, overrides)
                 t0 = time.time()
-                (ret,) = self.launcher.launch([overrides], initial_job_idx=num)
+                with self.interruption.in_process():
+                    (ret,) = self.launcher.launch([overrides], initial_job_idx=num)
                 self._ended.append((num, ret, {"elapsed_s": round(time.time() - t0, 1)}))
             return [(num, None) for num, _ in cells]
         started = []
@@ -53,7 +56,7 @@ class JobPool:
         if self._ended:
             ended, self._ended = self._ended, []
             return ended
-        while self.running:
+        while self.running and not self.interruption.requested:
             done = [n for n, (job, _) in self.running.items() if job.done()]
             if done:
                 return [self._collect(n) for n in done]
@@ -62,13 +65,13 @@ class JobPool:
             time.sleep(POLL_S)
         return []
 
-    def cancel_all(self) -> list[tuple[int, JobReturn, dict]]:
-        """Cancel every running cell and wait for each to end."""
+    def cancel_all(self, state: str = "CANCELLED") -> list[tuple[int, JobReturn, dict]]:
+        """Cancel every running cell and wait for each to end; each recorded as `state`."""
         for job, _ in self.running.values():
             self.launcher.cancel(job)
         ended = [self._collect(n) for n in list(self.running)]
         for _, _, info in ended:
-            info["state"] = "CANCELLED"
+            info["state"] = state
         return ended
 
     def _collect(self, num: int) -> tuple[int, JobReturn, dict]:

@@ -22,7 +22,8 @@ from omegaconf import OmegaConf
 from seg58.base.errors import ConfigError, UsageError
 from seg58.base.names import JOURNAL_FILE, MULTIRUN_CONFIG, STUDY_ENV, SUMMARY_FILE
 from seg58.base.names import SEARCH_STATE_FILE as STATE_FILE
-from seg58.sweep.book import OK_STATES, SweepBook
+from seg58.sweep.book import OK_STATES, SweepBook, use_sweep_dir
+from seg58.sweep.interrupt import Interruption
 from seg58.sweep.pool import JobPool
 from seg58.sweep.samplers import ask_untried, resumed_sampler, with_grid
 from seg58.sweep.space import parse_space, plain, trial_overrides
@@ -63,7 +64,7 @@ class Search:
             if not state_file.is_file():
                 raise UsageError(f"hydra.sweeper.resume={self.resume}: no {STATE_FILE} there (not a seg58 search)")
             state = json.loads(state_file.read_text())
-            self._use_sweep_dir(Path(self.resume))
+            use_sweep_dir(self.config, Path(self.resume))
             spec = StudySpec(**state["study"])
             if "n_trials" in _explicit(self.config):  # a larger (or smaller) total from now on
                 state["n_trials"] = self.n_trials
@@ -110,15 +111,6 @@ class Search:
         self._space_text = raw
         return study, spec, space, fixed, None
 
-    def _use_sweep_dir(self, folder: Path) -> None:
-        """Resumed trials go to the original sweep folder (their numbers continue there): every
-        job's config is recomposed with the master's hydra overrides, so the folder goes there."""
-        from omegaconf import read_write
-
-        with read_write(self.config):
-            self.config.hydra.sweep.dir = str(folder)
-            self.config.hydra.overrides.hydra.append(f"hydra.sweep.dir={folder}")
-
     # -- the loop ---------------------------------------------------------------------
     def sweep(self, arguments: list[str]) -> list[JobReturn]:
         from optuna.trial import TrialState
@@ -127,7 +119,8 @@ class Search:
         book = self.book
         book.sweep_dir = Path(str(self.config.hydra.sweep.dir))  # a resumed search: the original folder
         book.check([fixed])  # the base config; each sampled trial is checked before it starts
-        pool = JobPool(self.launcher, self.n_jobs)
+        stop = Interruption()
+        pool = JobPool(self.launcher, self.n_jobs, stop)
         if self.n_jobs > pool.slots:
             log.warning("hydra.sweeper.n_jobs=%d but this launcher runs %d trial(s) at a time%s", self.n_jobs,
                         pool.slots, "" if pool.asynchronous else ": use launcher=local_parallel or slurm")
@@ -157,37 +150,44 @@ class Search:
                  spec.study_name, self.n_trials - counted(), self.n_trials, pool.slots, spec.direction, spec.metric)
 
         def more() -> bool:
-            return not self._exhausted and not book.extra.get("stopped") and \
+            return not self._exhausted and not book.extra.get("stopped") and not stop.requested and \
                 counted() + len(pool.running) < self.n_trials
 
-        while pool.busy() or more():
-            while pool.free() > 0 and more():
-                trial = ask_untried(study, space, extend)
-                if trial is None:  # the sampler proposes only what was tried already
-                    self._exhausted = True
-                    break
-                overrides = trial_overrides(trial.params, fixed)
-                problems = book.problems(overrides)
-                if problems:  # refused before it starts: recorded, never launched
-                    trial.set_user_attr("error", "; ".join(problems)[:2000])
-                    self._tell_study(study, trial, state=TrialState.FAIL)
-                    book.record(trial.number, _refused(overrides, problems), {}, params=trial.params)
-                    book.fail_fast()
-                    continue
-                trials[trial.number] = trial
-                started = pool.submit([(trial.number, overrides)],
-                                      running=lambda n, o, p=trial.params: book.running(n, o, params=p))
-                for num, job in started:
-                    if job is not None:
-                        book.submitted(num, overrides, job, params=trial.params)
-            for num, ret, info in pool.wait(book.idle):
-                returns.append(ret)
-                self._tell(study, trials.pop(num), ret, info, book)
-                reason = book.fail_fast()
-                if reason:
-                    for n, r, i in pool.cancel_all():
-                        returns.append(r)
-                        self._tell(study, trials.pop(n), r, i, book, cancelled=reason)
+        with stop:
+            try:
+                while (pool.busy() or more()) and not stop.requested:
+                    while pool.free() > 0 and more():
+                        trial = ask_untried(study, space, extend)
+                        if trial is None:  # the sampler proposes only what was tried already
+                            self._exhausted = True
+                            break
+                        overrides = trial_overrides(trial.params, fixed)
+                        problems = book.problems(overrides)
+                        if problems:  # refused before it starts: recorded, never launched
+                            trial.set_user_attr("error", "; ".join(problems)[:2000])
+                            self._tell_study(study, trial, state=TrialState.FAIL)
+                            book.record(trial.number, _refused(overrides, problems), {}, params=trial.params)
+                            book.fail_fast()
+                            continue
+                        trials[trial.number] = trial
+                        started = pool.submit([(trial.number, overrides)],
+                                              running=lambda n, o, p=trial.params: book.running(n, o, params=p))
+                        for num, job in started:
+                            if job is not None:
+                                book.submitted(num, overrides, job, params=trial.params)
+                    for num, ret, info in pool.wait(book.idle):
+                        returns.append(ret)
+                        self._tell(study, trials.pop(num), ret, info, book)
+                        reason = book.fail_fast()
+                        if reason:
+                            for n, r, i in pool.cancel_all():
+                                returns.append(r)
+                                self._tell(study, trials.pop(n), r, i, book, cancelled=reason)
+            except KeyboardInterrupt:  # in a trial trained in this process (Interruption raised it)
+                if not stop.requested:
+                    raise
+            if stop.requested:
+                self._interrupted(study, book, pool, trials)
 
         self._publish(study, book)
         completed = [c for c in book.cells if c["status"] in OK_STATES]
@@ -215,6 +215,15 @@ class Search:
                 book.put(cell)
             trial.set_user_attr("error", (cell["error"] or cell["status"])[:2000])
             self._tell_study(study, trial, state=TrialState.FAIL)
+
+    def _interrupted(self, study: Any, book: SweepBook, pool: JobPool, trials: dict[int, Any]) -> None:
+        """Ctrl-C: every running trial FAIL in the study and INTERRUPTED in the book; exits 130."""
+        from optuna.trial import TrialState
+
+        for num in [n for n in trials if n not in pool.running]:  # the trial trained in this process
+            self._tell_study(study, trials.pop(num), state=TrialState.FAIL)
+        book.interrupt(pool, f"{book.hooks.rerun_command(self.config)} hydra.sweeper.resume={book.sweep_dir.resolve()}",
+                       on_ended=lambda n, r, i: self._tell(study, trials.pop(n), r, i, book, cancelled="Ctrl-C"))
 
     def _tell_study(self, study: Any, trial: Any, value: float | list[float] | None = None, state: Any = None) -> None:
         """study.tell; a sampler that has exhausted its space (grid, brute force) calls

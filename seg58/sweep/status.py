@@ -21,6 +21,7 @@ from seg58.sweep.cells import duration
 from seg58.sweep.detach import load_driver
 from seg58.sweep.hooks import SweepHooks
 from seg58.sweep.launchers import collect_job
+from seg58.sweep.lock import DriverLock
 
 STILL_RUNNING_EXIT = 3
 
@@ -115,6 +116,11 @@ def collect(sweep_dir: Path, wait: bool, hooks: SweepHooks | None = None, poll_s
                   "--wait` blocks until it ends")
             return STILL_RUNNING_EXIT
         time.sleep(poll_s)
+    with DriverLock(sweep_dir, "seg58 collect"):  # refused while an attached sweep drives the folder
+        return _collect(sweep_dir, wait, hooks)
+
+
+def _collect(sweep_dir: Path, wait: bool, hooks: SweepHooks | None) -> int:
     book = SweepBook.load(sweep_dir, hooks)  # the driver is gone: what it did not record, record now
     for cell in [c for c in book.cells if c["status"] in LIVE_STATES]:
         if cell["status"] == "RUNNING" and not cell.get("job_id"):  # trained in the driver's own process

@@ -18,6 +18,7 @@ import difflib
 import inspect
 import logging
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from seg58.base.errors import ConfigError
 from seg58.build.user_errors import reported_as_user_errors
-from seg58.sweep.book import SweepBook, unfinished_cells
+from seg58.sweep.book import OK_STATES, SweepBook, sweep_kind, unfinished_cells, use_sweep_dir
 from seg58.sweep.checks import CellComposer
 from seg58.sweep.folds import ALL, expand_folds
 from seg58.sweep.hooks import SweepHooks
+from seg58.sweep.interrupt import INTERRUPTED_EXIT
+from seg58.sweep.lock import DriverLock, refuse_if_driven
 from seg58.sweep.space import parse_space, plain
 
 log = logging.getLogger(__name__)
@@ -86,7 +89,14 @@ class GridOrSearchSweeper(BasicSweeper):
         return problems
 
     # -- what to run ------------------------------------------------------------------------
+    def resumed_grid(self) -> Path | None:
+        """hydra.sweeper.resume=<a grid's folder>: that folder (a search's: None)."""
+        resume = self.search.get("resume")
+        return Path(resume) if resume and sweep_kind(Path(resume)) == "grid" else None
+
     def searching(self, arguments: list[str]) -> bool:
+        if self.resumed_grid():
+            return False
         if self.strategy != "auto":
             return self.strategy == "search"
         if self.search.get("resume") or self.search.get("n_trials") is not None:
@@ -96,8 +106,8 @@ class GridOrSearchSweeper(BasicSweeper):
         return any(o.is_interval_sweep() for o in overrides)
 
     def cells(self, arguments: list[str]) -> list[list[str]]:
-        if self.rerun:
-            return unfinished_cells(Path(self.rerun))
+        if self.rerun or self.resumed_grid():
+            return unfinished_cells(Path(self.rerun or self.resumed_grid()))
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
         cells = [list(c) for batch in self.split_arguments(overrides, None) for c in batch]
@@ -140,7 +150,11 @@ class GridOrSearchSweeper(BasicSweeper):
         with reported_as_user_errors():  # bad settings and input: one message, no traceback
             if self.problems():
                 raise ConfigError(self.problems())
-            return self._sweep(arguments)
+            try:
+                return self._sweep(arguments)
+            except KeyboardInterrupt:  # before any cell started (afterwards interrupt.py tidies up)
+                log.warning("interrupted before any cell started: nothing was launched")
+                sys.exit(INTERRUPTED_EXIT)
 
     def _sweep(self, arguments: list[str]) -> Any:
         searching = self.searching(arguments)
@@ -148,12 +162,20 @@ class GridOrSearchSweeper(BasicSweeper):
             from seg58.sweep.dry_run import dry_run
 
             return dry_run(self, arguments, searching)
+        folder = Path(self.search.get("resume") or str(self.config.hydra.sweep.dir))
+        if self.rerun:
+            refuse_if_driven(Path(self.rerun), "hydra.sweeper.rerun")
         if getattr(self.launcher, "detach", False):
             from seg58.sweep.detach import detach
 
+            refuse_if_driven(folder, "hydra.sweeper.resume")
             book = self.book("search" if searching else "grid")
             book.check(self.search_base(arguments) if searching else self.cells(arguments))  # before queueing
             return detach(self.config, self.launcher, book)
+        with DriverLock(folder, "hydra.sweeper.resume" if self.search.get("resume") else "this sweep"):
+            return self._run(arguments, searching)
+
+    def _run(self, arguments: list[str], searching: bool) -> Any:
         if searching:
             from seg58.sweep.search import Search
 
@@ -163,12 +185,21 @@ class GridOrSearchSweeper(BasicSweeper):
                           book=self.book("search"), metric=self.metric, **{**self.search, **raw}).sweep(arguments)
         from seg58.sweep.grid import run_grid
 
+        resumed = self.resumed_grid()
         cells = self.cells(arguments)
         if not cells:
-            log.info("every cell of %s completed: nothing to rerun", self.rerun)
+            log.info("every cell of %s completed: nothing to run again", self.rerun or resumed)
             return []
-        spec = " ".join(arguments) or f"rerun of {self.rerun}"
+        if resumed:
+            use_sweep_dir(self.config, resumed)
         book = self.book("grid")
         book.check(cells)  # every cell, before the first job
-        return run_grid(book, self.launcher, cells, self.max_batch_size, arguments, spec,
-                        self.hooks.rerun_command(self.config))
+        numbered = list(enumerate(cells))
+        if resumed:
+            book.resume()
+            numbered = [(c["num"], c["overrides"]) for c in book.cells if c["status"] not in OK_STATES]
+            log.info("resuming grid %s: %d of its %d cell(s) did not complete", resumed, len(numbered),
+                     len(book.cells))
+        spec = " ".join(arguments) or f"rerun of {self.rerun}" if not resumed else f"resume of {resumed}"
+        return run_grid(book, self.launcher, numbered, self.max_batch_size, arguments, spec,
+                        self.hooks.rerun_command(self.config), resumed=bool(resumed))

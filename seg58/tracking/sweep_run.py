@@ -58,6 +58,23 @@ def finish_sweep_run(uri: str | None, parent: str, failed: bool, sweep_dir: str,
     _log_ui_links(client, parent, rows)
 
 
+def reopen_sweep_run(uri: str | None, parent: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(resolve_uri(uri)).update_run(parent, status="RUNNING")
+
+
+def kill_sweep_run(uri: str | None, parent: str, why: str) -> None:
+    """An interrupted sweep's run: KILLED, with why (a resumed sweep finishes it)."""
+    from mlflow.tracking import MlflowClient
+
+    from seg58.base.names import STOP_REASON_TAG
+
+    client = MlflowClient(resolve_uri(uri))
+    client.set_tag(parent, STOP_REASON_TAG, why)
+    client.set_terminated(parent, "KILLED")
+
+
 def _log_ui_links(client: Any, parent: str, rows: list[dict[str, Any]]) -> None:
     """Straight to the sweep's runs: a new user's `mlflow ui` opens on a GenAI overview, with a
     sweep's runs folded under its parent."""

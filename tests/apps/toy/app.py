@@ -2,6 +2,8 @@
 `override hydra/sweeper: seg58` in its config, as any app with seg58 installed can."""
 
 import math
+import os
+import time
 
 import hydra
 from omegaconf import DictConfig
@@ -9,6 +11,8 @@ from omegaconf import DictConfig
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | dict:
+    while cfg.hold_while and os.path.exists(cfg.hold_while):
+        time.sleep(0.1)
     if cfg.fail_above is not None and cfg.x > cfg.fail_above:
         raise RuntimeError(f"x={cfg.x} is above fail_above={cfg.fail_above}")
     loss = (cfg.x - 1) ** 2 + cfg.y**2
