@@ -67,6 +67,9 @@ KillWait=2
 MailProg=/bin/true
 ReturnToService=2
 CONF
+# a small MaxArraySize (SEG58_SLURM_MAX_ARRAY_SIZE) makes a modest grid span several arrays, as a
+# ten-thousand-cell one does with the default 1001 (the SLURM tests set 5)
+[ -z "${SEG58_SLURM_MAX_ARRAY_SIZE:-}" ] || echo "MaxArraySize=$SEG58_SLURM_MAX_ARRAY_SIZE" >>"$SLURM_CONF"
 NODE=$(slurmd -C | head -n 1)
 echo "$NODE NodeAddr=127.0.0.1 State=UNKNOWN" >>"$SLURM_CONF"
 NODENAME=$(sed -n 's/^NodeName=\([^ ]*\).*/\1/p' <<<"$NODE")

@@ -24,6 +24,7 @@ ON_LOCAL_CLUSTER = [
     "hydra.launcher.mem_gb=1", "hydra.launcher.partition=debug",
 ]
 SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
+MAX_ARRAY_SIZE = 5  # the test cluster's MaxArraySize (SLURM's default is 1001)
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +34,8 @@ def slurm_conf(tmp_path_factory) -> str:
             pytest.fail("SLURM daemons not installed but SEG58_REQUIRE_SLURM=1")
         pytest.skip("SLURM not installed (apt-get install slurmctld slurmd slurm-client munge slurmdbd mariadb-server)")
     folder = tmp_path_factory.mktemp("slurm")
-    subprocess.run([REPO / "scripts/slurm/start-local-cluster.sh", folder], check=True, timeout=120)
+    env = {**os.environ, "SEG58_SLURM_MAX_ARRAY_SIZE": str(MAX_ARRAY_SIZE)}  # grids of > 5 cells: several arrays
+    subprocess.run([REPO / "scripts/slurm/start-local-cluster.sh", folder], check=True, timeout=120, env=env)
     yield str(folder / "etc" / "slurm.conf")
     subprocess.run([REPO / "scripts/slurm/stop-local-cluster.sh", folder], timeout=120)
 
@@ -263,3 +265,26 @@ def test_a_cross_validation_fans_out_one_slurm_job_per_fold(slurm, tmp_path):
     (group,) = json.loads(path.read_text())["cross_validation"]
     assert group["folds"] == {"0": cells[0]["objective"], "1": cells[1]["objective"]}
     assert "cross-validation of val/miou: mean ± std over folds" in out
+
+
+def test_a_grid_larger_than_max_array_size_goes_out_as_several_throttled_arrays(slurm_conf, tmp_path):
+    """12 cells on a cluster whose MaxArraySize is 5 (read from `scontrol show config`): arrays of
+    5, 5 and 2, each with the array_parallelism throttle; every cell completes. A plain Hydra app."""
+    folder = tmp_path / "toy"
+    shutil.copytree(REPO / "tests/apps/toy", folder)
+    env = {**os.environ, "SLURM_CONF": slurm_conf, "PYTHONUNBUFFERED": "1"}
+    out = subprocess.run(
+        [sys.executable, "app.py", "-m", "hydra/launcher=seg58_slurm", "hydra.launcher.partition=debug",
+         "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", "hydra.launcher.gpus_per_node=0",
+         "hydra.launcher.timeout_min=10", "hydra.launcher.array_parallelism=2", "x=range(0,12)"],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    (path,) = folder.glob("multirun/*/sweep_summary.json")
+    cells = json.loads(path.read_text())["cells"]
+    assert [c["status"] for c in cells] == ["COMPLETED"] * 12
+    arrays = [c["job_id"].split("_")[0] for c in cells]
+    assert [arrays.count(a) for a in dict.fromkeys(arrays)] == [5, 5, 2]
+    assert "submitted cells #0-#4 as SLURM array" in out.stderr and "#10-#11" in out.stderr
+    scripts = list(path.parent.rglob("*_submission.sh"))
+    throttles = sorted(re.search(r"#SBATCH --array=(\S+)", p.read_text()).group(1) for p in scripts)
+    assert throttles == ["0-1%2", "0-4%2", "0-4%2"]
