@@ -217,9 +217,13 @@ class Search:
             self._tell_study(study, trial, state=TrialState.FAIL)
 
     def _interrupted(self, study: Any, book: SweepBook, pool: JobPool, trials: dict[int, Any]) -> None:
-        """Ctrl-C: every running trial FAIL in the study and INTERRUPTED in the book; exits 130."""
+        """Ctrl-C: every running trial FAIL in the study (not counted, and retried with the same
+        parameters when the search is resumed) and INTERRUPTED in the book; exits 130."""
         from optuna.trial import TrialState
 
+        study.set_user_attr("interrupted", [*study.user_attrs.get("interrupted", []), *trials])
+        for trial in trials.values():
+            study.enqueue_trial(trial.params, skip_if_exists=False)
         for num in [n for n in trials if n not in pool.running]:  # the trial trained in this process
             self._tell_study(study, trials.pop(num), state=TrialState.FAIL)
         book.interrupt(pool, f"{book.hooks.rerun_command(self.config)} hydra.sweeper.resume={book.sweep_dir.resolve()}",

@@ -140,3 +140,25 @@ def _children_of(pid: int) -> list:
         return psutil.Process(pid).children(recursive=True)
     except psutil.Error:
         return []
+
+
+def test_ctrl_c_fails_a_searchs_running_trial_and_the_search_resumes(toy, tmp_path):
+    folder, start, run = toy
+    hold = tmp_path / "hold"
+    hold.touch()
+    proc = start("hydra.sweeper.n_trials=3", "x=interval(0,2)", f"hold_while={hold}", "hydra.sweep.dir=multirun/s")
+    sweep_dir = folder / "multirun/s"
+    wait_for(lambda: [c["status"] for c in cells_of(sweep_dir)] == ["RUNNING"], 60, "trial 0 RUNNING")
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in out, out[-3000:]
+    from seg58.sweep.study import StudySpec
+
+    study = StudySpec(**json.loads((sweep_dir / "search.json").read_text())["study"]).load()
+    assert [t.state.name for t in study.trials] == ["FAIL", "WAITING"]  # retried on resume
+    assert [c["status"] for c in cells_of(sweep_dir)] == ["INTERRUPTED"]
+    hold.unlink()
+    resumed = run(f"hydra.sweeper.resume={sweep_dir}")
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+    study = StudySpec(**json.loads((sweep_dir / "search.json").read_text())["study"]).load()
+    assert sorted(t.state.name for t in study.trials) == ["COMPLETE"] * 3 + ["FAIL"]

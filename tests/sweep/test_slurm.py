@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -288,3 +289,37 @@ def test_a_grid_larger_than_max_array_size_goes_out_as_several_throttled_arrays(
     scripts = list(path.parent.rglob("*_submission.sh"))
     throttles = sorted(re.search(r"#SBATCH --array=(\S+)", p.read_text()).group(1) for p in scripts)
     assert throttles == ["0-1%2", "0-4%2", "0-4%2"]
+
+
+def test_ctrl_c_cancels_the_sweeps_own_slurm_jobs(slurm_conf, tmp_path):
+    folder = tmp_path / "toy"
+    shutil.copytree(REPO / "tests/apps/toy", folder)
+    hold = tmp_path / "hold"
+    hold.touch()
+    env = {**os.environ, "SLURM_CONF": slurm_conf, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "-m", "hydra/launcher=seg58_slurm", "hydra.launcher.partition=debug",
+         "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", "hydra.launcher.gpus_per_node=0",
+         "hydra.launcher.timeout_min=10", "x=0,1,2", f"hold_while={hold}", "hydra.sweep.dir=multirun/s"],
+        cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sweep_dir = folder / "multirun/s"
+
+    def submitted() -> list[str]:
+        from seg58.sweep.ledger import Ledger
+
+        if not (sweep_dir / "sweep_summary.json").is_file():
+            return []
+        ids = [c.get("job_id") for c in Ledger.read(sweep_dir)[0].cells]
+        return ids if all(ids) else []
+
+    ids = wait_for(submitted, 120, "three SLURM jobs")
+    wait_for(lambda: "RUNNING" in slurm_cmd(env, "squeue", "-h", "-o", "%T"), 60, "a job running")
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 130 and "Traceback" not in out, out[-3000:]
+    assert "hydra.sweeper.resume=" in out
+    summary_cells = json.loads((sweep_dir / "sweep_summary.json").read_text())["cells"]
+    assert [c["status"] for c in summary_cells] == ["INTERRUPTED"] * 3
+    for job_id in ids:
+        wait_for(lambda j=job_id: sacct_states(env, j) == ["CANCELLED"], 120, f"{job_id} CANCELLED")
+    assert slurm_cmd(env, "squeue", "-h").strip() == ""
