@@ -36,8 +36,19 @@ def class_weight_problems(cfg: DictConfig) -> list[str]:
             for k, v in node.items():
                 walk(v, f"{key}.{k}")
 
-    walk(OmegaConf.to_container(cfg.loss, resolve=True), "loss")
+    targets = [str(t) for t in _targets(OmegaConf.to_container(cfg.loss, resolve=False))]
+    if any(t.endswith("class_weighted_ce") or "${" in t for t in targets):  # resolving costs: only then
+        walk(OmegaConf.to_container(cfg.loss, resolve=True), "loss")
     return problems
+
+
+def _targets(node: object) -> list[object]:
+    """Every `_target_` in a (possibly nested) loss config, as written."""
+    if isinstance(node, dict):
+        return [node["_target_"]] * ("_target_" in node) + [t for v in node.values() for t in _targets(v)]
+    if isinstance(node, list):
+        return [t for v in node for t in _targets(v)]
+    return []
 
 
 def _fold_problems(cfg: DictConfig) -> list[str]:

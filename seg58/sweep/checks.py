@@ -35,6 +35,7 @@ class CellComposer:
         self.loader, self.master = loader, master_config
         self.parser = OverridesParser.create()
         self._parsed: dict[str, Any] = {}  # override line -> Hydra's parsed Override (grids repeat lines)
+        self._plain: dict[str, bool] = {}  # override line -> a plain override (not a group choice)
         self._bases: OrderedDict[tuple[str, ...], Any] = OrderedDict()  # group choices -> app config
         self.compositions = 0  # full Hydra compositions made (the expensive part)
 
@@ -75,6 +76,12 @@ class CellComposer:
             for key, value in reversed(saved):
                 OmegaConf.update(base, key, value, merge=False)
 
+    def base_value(self, overrides: Sequence[str], key: str) -> Any:
+        """`key` as written in the config of the cell's group choices alone (its plain overrides,
+        which a caller reads itself, not applied): a cheap look before a full check."""
+        groups, _ = self._split([self._parse(line) for line in overrides])
+        return _raw(self._base(tuple(o.input_line for o in groups)), key)
+
     def _parse(self, line: str) -> Any:
         if line not in self._parsed:
             (self._parsed[line],) = self.parser.parse_overrides([line])
@@ -90,13 +97,17 @@ class CellComposer:
 
     def _split(self, parsed: list[Any]) -> tuple[list[Any], list[Any]]:
         """(group choices and anything unusual, plain overrides) as Hydra's defaults list splits them."""
-        repo = self.loader.repository
         groups, values = [], []
         for o in parsed:
-            plain = o.package is None and not o.is_sweep_override() and not o.key_or_group.startswith("hydra") \
-                and (isinstance(o.value(), dict) or not repo.group_exists(o.key_or_group))
-            (values if plain else groups).append(o)
+            (values if self._is_plain(o) else groups).append(o)
         return groups, values
+
+    def _is_plain(self, o: Any) -> bool:
+        if o.input_line not in self._plain:
+            self._plain[o.input_line] = o.package is None and not o.is_sweep_override() \
+                and not o.key_or_group.startswith("hydra") \
+                and (isinstance(o.value(), dict) or not self.loader.repository.group_exists(o.key_or_group))
+        return self._plain[o.input_line]
 
 
 def _app(cfg: Any) -> Any:

@@ -5,6 +5,7 @@ and the per-fold table. Generic: any app whose hooks name a fold key gets it."""
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections.abc import Callable, Sequence
@@ -21,12 +22,19 @@ def quoted(value: str) -> str:
         "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+@functools.cache
+def _parser() -> OverridesParser:
+    return OverridesParser.create()
+
+
 def _split(overrides: Sequence[str], key: str) -> tuple[list[str], str | None]:
     """(the other overrides, the fold's value or None)."""
-    parser = OverridesParser.create()
     rest, fold = [], None
     for text in overrides:
-        o = parser.parse_override(text)
+        if key not in text:  # cannot be the fold's override: not parsed (a grid of 10,000 cells)
+            rest.append(text)
+            continue
+        o = _parser().parse_override(text)
         if o.get_key_element() == key and not o.is_sweep_override():
             fold = str(o.value())
         else:

@@ -125,7 +125,16 @@ class GridOrSearchSweeper(BasicSweeper):
         given = [o.split("=", 1)[1] for o in cell if o.split("=", 1)[0] == key]
         if given and given[-1] != ALL:
             return None  # one fold named: no need to compose the cell to know
+        if not given and not self._may_be_all(cell, key):
+            return None  # the cell's group choices do not ask for every fold, nor do its overrides
         return self.composer.check(cell, self.hooks.fold_values)
+
+    def _may_be_all(self, cell: list[str], key: str) -> bool:
+        try:
+            written = self.composer.base_value(cell, key)
+        except Exception:  # the full check below names the problem
+            return True
+        return written == ALL or (isinstance(written, str) and "${" in written)
 
     @property
     def composer(self) -> CellComposer:
