@@ -1,5 +1,5 @@
 """How bad input reaches the terminal: one message naming the culprit and a non-zero exit, no
-traceback (it is not a bug). `--debug` or SEG58_DEBUG=1 shows the traceback as well."""
+traceback (it is not a bug), any URI password in it masked. `--debug` or SEG58_DEBUG=1 shows the traceback as well."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from hydra.errors import CompactHydraException
 
 from seg58.base.errors import Seg58Error
+from seg58.base.secrets import mask
 
 DEBUG_ENV = "SEG58_DEBUG"
 USER_ERROR_EXIT = 2
@@ -49,7 +50,7 @@ def reported_as_user_errors() -> Iterator[None]:
         message = user_message(e)
         if message is None or debug_enabled():
             raise
-        raise UserFacingError(message) from None
+        raise UserFacingError(mask(message)) from None
 
 
 def run_plain_command(prog: str, main: Callable[[list[str]], int], argv: list[str]) -> int:
@@ -60,5 +61,5 @@ def run_plain_command(prog: str, main: Callable[[list[str]], int], argv: list[st
         message = user_message(e)
         if message is None or debug_enabled():
             raise
-        print(f"{prog}: error: {message}", file=sys.stderr)
+        print(f"{prog}: error: {mask(message)}", file=sys.stderr)
         return USER_ERROR_EXIT
