@@ -1,5 +1,6 @@
-"""How bad input reaches the terminal: one message naming the culprit and a non-zero exit, no
-traceback (it is not a bug), any URI password in it masked. `--debug` or SEG58_DEBUG=1 shows the traceback as well."""
+"""How bad input reaches the terminal: one message naming the culprit (any URI password in it
+masked) and a non-zero exit, no traceback (it is not a bug). `--debug` or SEG58_DEBUG=1 shows the
+traceback as well."""
 
 from __future__ import annotations
 

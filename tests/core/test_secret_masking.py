@@ -71,3 +71,12 @@ def test_a_config_file_password_leaves_the_composed_config_and_becomes_every_job
     assert move_config_passwords(run, sweep=False) and run.tracking.uri == "postgresql://u@db/x"
     assert len(run.hydra.overrides.task) == 1  # nothing appended: a single run composes nothing again
     assert move_config_passwords(make(hydra=True), sweep=True) == []
+
+
+def test_user_error_messages_are_masked():
+    from seg58.base.errors import TrackingError
+    from seg58.build.user_errors import UserFacingError, reported_as_user_errors
+
+    with pytest.raises(UserFacingError, match=r"^store postgresql://u:\*\*\*@db/x is down$"):
+        with reported_as_user_errors():
+            raise TrackingError("store postgresql://u:s3cret@db/x is down")
