@@ -36,7 +36,8 @@ def test_slurm_jobs_authenticate_without_the_password_in_any_file_or_environment
     credentials = tmp_path / "home" / "credentials"
     env.update(MLFLOW_TRACKING_URI=uri, MLFLOW_TRACKING_USERNAME=ALICE[0], MLFLOW_TRACKING_PASSWORD=ALICE[1],
                SEG58_CREDENTIALS_DIR=str(credentials))
-    rc, out = run(*SMOKE, "trainer.visuals=0", "seed=1,2", *(["hydra.launcher.detach=true"] if detach else []))
+    rc, out = run(*SMOKE, "trainer.visuals=0", "seed=1,2", *(["hydra.launcher.detach=true"] if detach else []),
+                  timeout=600)  # two cells on two CPUs, each logging a model through the server
     assert rc == 0, out[-3000:]
     (sweep_dir,) = tmp_path.glob("multirun/*/*")
     if detach:  # the driver job holds the file (mode 600) while it runs, and removes it when it ends
@@ -44,7 +45,7 @@ def test_slurm_jobs_authenticate_without_the_password_in_any_file_or_environment
         (held,) = wait_for(lambda: list(credentials.glob("*.json")), 60, "the driver's credentials file")
         assert stat.S_IMODE(held.stat().st_mode) == 0o600 and stat.S_IMODE(credentials.stat().st_mode) == 0o700
         done = subprocess.run([sys.executable, "-m", "seg58", "collect", str(sweep_dir), "--wait"], cwd=tmp_path,
-                              env=env, capture_output=True, text=True, timeout=400)
+                              env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stdout + done.stderr
         out += done.stdout + done.stderr
         wait_for(lambda: sacct_states(env, driver) == ["COMPLETED"], 60, "the driver's accounting")
