@@ -37,7 +37,8 @@ setpriv --reuid=munge --regid=munge --init-groups /usr/sbin/munged -F >"$DIR/log
 echo $! >"$DIR/run/munged.pid"
 wait_for 10 munge "munge -n | unmunge"
 
-# 2. slurm.conf before any slurm command (clients retry 60 s on a missing file)
+# 2. slurm.conf before any slurm command (clients retry 60 s on a missing file); the accounting
+#    database keeps each job's script and environment, as many sites do (`sacct --env-vars`)
 HOST=$(hostname -s)
 cat >"$SLURM_CONF" <<CONF
 ClusterName=seg58
@@ -62,6 +63,7 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePort=$DBD_PORT
+AccountingStoreFlags=job_env,job_script
 JobRequeue=1
 KillWait=2
 MailProg=/bin/true

@@ -1,5 +1,6 @@
-"""How bad input reaches the terminal: one message naming the culprit and a non-zero exit, no
-traceback (it is not a bug). `--debug` or SEG58_DEBUG=1 shows the traceback as well."""
+"""How bad input reaches the terminal: one message naming the culprit (any URI password in it
+masked) and a non-zero exit, no traceback (it is not a bug). `--debug` or SEG58_DEBUG=1 shows the
+traceback as well."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from hydra.errors import CompactHydraException
 
 from seg58.base.errors import Seg58Error
+from seg58.base.secrets import mask
 
 DEBUG_ENV = "SEG58_DEBUG"
 USER_ERROR_EXIT = 2
@@ -49,7 +51,7 @@ def reported_as_user_errors() -> Iterator[None]:
         message = user_message(e)
         if message is None or debug_enabled():
             raise
-        raise UserFacingError(message) from None
+        raise UserFacingError(mask(message)) from None
 
 
 def run_plain_command(prog: str, main: Callable[[list[str]], int], argv: list[str]) -> int:
@@ -60,5 +62,5 @@ def run_plain_command(prog: str, main: Callable[[list[str]], int], argv: list[st
         message = user_message(e)
         if message is None or debug_enabled():
             raise
-        print(f"{prog}: error: {message}", file=sys.stderr)
+        print(f"{prog}: error: {mask(message)}", file=sys.stderr)
         return USER_ERROR_EXIT

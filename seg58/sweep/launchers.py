@@ -19,7 +19,7 @@ import logging
 import os
 import signal
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +66,21 @@ class SubmititJobs:
             idx = initial_job_idx + i
             log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
             args.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
-        with submission_env():
+        with submission_env(slurm=self._EXECUTOR == "slurm"):
             jobs = self._map(executor, args)
         log.info("submitted %s job(s): %s", self._EXECUTOR, ", ".join(j.job_id for j in jobs))
         return jobs
 
     def _map(self, executor: Any, args: list[tuple]) -> list[Any]:
         return executor.map_array(self, *zip(*args, strict=True))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """In the job: the passwords the submitting process kept out of SLURM (submission_env)
+        back into the environment, then hydra-submitit-launcher's job."""
+        from seg58.base.job_credentials import load_job_credentials
+
+        load_job_credentials()
+        return super().__call__(*args, **kwargs)  # type: ignore[misc]
 
     def collect(self, job: Any, overrides: Sequence[str]) -> tuple[JobReturn, dict[str, Any]]:
         """The job's JobReturn (waiting for it), or a FAILED one when it ended without a result."""
@@ -98,13 +106,17 @@ class SubmititJobs:
 
 
 @contextmanager
-def submission_env() -> Iterator[None]:
+def submission_env(slurm: bool = True, handover: bool = False) -> Iterator[None]:
     """A driver job's own SLURM_* variables must not leak into the jobs it submits (submitit's
-    clean_env), but SLURM_CONF says which cluster to talk to."""
+    clean_env), but SLURM_CONF says which cluster to talk to. SLURM stores a job's environment
+    (slurmctld's state, `sacct --env-vars`): the passwords go to the jobs in a file of the user's
+    instead (seg58/base/job_credentials.py; `handover`: the file outlives this process)."""
     import submitit
 
+    from seg58.base.job_credentials import kept_out_of_jobs
+
     keep = {k: os.environ[k] for k in ("SLURM_CONF",) if k in os.environ}
-    with submitit.helpers.clean_env():
+    with submitit.helpers.clean_env(), kept_out_of_jobs(handover=handover) if slurm else nullcontext():
         os.environ.update(keep)
         yield
 
@@ -180,7 +192,7 @@ class SlurmDriverJobs(SubmititJobs):
             cpus_per_gpu=None, gpus_per_task=None, mem_per_cpu=None,
             timeout_min=p.get("driver_timeout_min", 7 * 24 * 60), max_num_timeout=0,
             partition=p.get("driver_partition") or p.get("partition"), name=f"{p.get('name') or 'seg58'}-driver")
-        with submission_env():
+        with submission_env(handover=True):  # the driver removes the credentials file when it ends
             return executor.submit(submitit.helpers.CommandFunction(command, cwd=str(Path.cwd()), verbose=True))
 
 

@@ -26,6 +26,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from seg58.base.errors import ConfigError
+from seg58.base.job_credentials import load_job_credentials
 from seg58.build.user_errors import reported_as_user_errors
 from seg58.sweep.book import OK_STATES, SweepBook, sweep_kind, unfinished_cells, use_sweep_dir
 from seg58.sweep.checks import CellComposer
@@ -157,6 +158,7 @@ class GridOrSearchSweeper(BasicSweeper):
     # -- Hydra's entry point ------------------------------------------------------------------
     def sweep(self, arguments: list[str]) -> Any:
         with reported_as_user_errors():  # bad settings and input: one message, no traceback
+            load_job_credentials(own=True)  # a detached sweep's driver: the passwords the login node kept from SLURM
             if self.problems():
                 raise ConfigError(self.problems())
             try:

@@ -130,37 +130,50 @@ def log_best_model(uri: str, run_id: str, checkpoint: Path, config: dict[str, An
     """best.pt + the run's resolved config (+ seg58's code) as the pyfunc model runs:/<run_id>/model."""
     from omegaconf import OmegaConf
 
+    from seg58.tracking.model_digests import DIGESTS_TAG, package_files, write_digests
+
     here = Path(__file__).resolve().parent
     package = here.parent  # the whole seg58 package travels as the model's code
     with tempfile.TemporaryDirectory() as tmp, tracking_uri(uri), _kept_sys_path():
-        config_path = Path(tmp) / "config.yaml"
+        config_path, digests_path = Path(tmp) / "config.yaml", Path(tmp) / "digests.json"
         OmegaConf.save(OmegaConf.create(config), config_path)
+        # the files as the model will hold them, and the digest of their list for the run's tag
+        digest = write_digests({**package_files(package, "code"), "model_code.py": here / "model_code.py",
+                                "artifacts/best.pt": checkpoint, "artifacts/config.yaml": config_path}, digests_path)
         with mlflow.start_run(run_id=run_id, log_system_metrics=False):  # the caller sets the final status
             info = mlflow.pyfunc.log_model(
                 name=MODEL_NAME, python_model=str(here / "model_code.py"),  # from code, not a pickle
-                artifacts={"checkpoint": str(checkpoint), "config": str(config_path)},
+                artifacts={"checkpoint": str(checkpoint), "config": str(config_path), "digests": str(digests_path)},
                 code_paths=[str(package)], pip_requirements=pip_requirements(),
                 signature=signature(), input_example=input_example())
+            mlflow.set_tag(DIGESTS_TAG, digest)
     return info.model_uri
 
 
 def fetch_model(uri: str, model_uri: str, dst: Path) -> tuple[Path, Path, str | None]:
     """(config.yaml, best.pt, source run id) of a seg58 model: runs:/<id>/model, models:/NAME@alias,
-    models:/NAME/3 ...; a CheckpointError names the URI when it is not there or not a seg58 model."""
+    models:/NAME/3 ...; a CheckpointError names the URI when it is not there or not a seg58 model,
+    and names the file when the model's files are not those its run recorded (model_digests.py)."""
     from mlflow.models import Model
+    from mlflow.tracking import MlflowClient
 
     from seg58.base.errors import CheckpointError
+    from seg58.tracking.model_digests import DIGESTS_TAG, checked_path, source_run, verify
 
     try:
         with tracking_uri(uri):
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
         model = Model.load(str(local))
-        artifacts = model.flavors["python_function"]["artifacts"]
-        config, checkpoint = (local / artifacts[k]["path"] for k in ("config", "checkpoint"))
+        paths = [model.flavors["python_function"]["artifacts"][k]["path"] for k in ("config", "checkpoint")]
+        client = MlflowClient(uri)
+        run_id = source_run(client, model_uri, model.run_id)
+        recorded = client.get_run(run_id).data.tags.get(DIGESTS_TAG) if run_id else None
     except Exception as e:
         raise CheckpointError(f"model {model_uri}: cannot fetch a seg58 model's config and checkpoint from {uri} "
                               f"({type(e).__name__}: {str(e)[:300]})") from None
-    return config, checkpoint, model.run_id
+    verify(local, recorded, model_uri, run_id)  # before anything reads the weights
+    config, checkpoint = (checked_path(local, p, recorded, model_uri) for p in paths)
+    return config, checkpoint, run_id
 
 
 def register_best(client: Any, rows: list[dict[str, Any]], name: str, parent: str | None = None) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 
@@ -45,3 +46,37 @@ def test_a_malformed_log_record_still_fails_only_in_the_handler():
                                                          "%d items", ("not a number",), None)
     with pytest.raises(TypeError):  # raised where logging always raised it (Handler.emit), not at creation
         record.getMessage()
+
+
+def test_a_config_file_password_leaves_the_composed_config_and_becomes_every_jobs_override(monkeypatch):
+    """What the Hydra callback does to a composed config before Hydra saves it (end to end against a
+    PostgreSQL: tests/tracking/test_credentials.py)."""
+    from conftest import make
+
+    from seg58.build.config_secrets import move_config_passwords
+
+    for key in ("PGPASSWORD", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "OPTUNA_PW"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("OPTUNA_PW", "s3cret")  # interpolated: moved as it resolves
+    cfg = make("tracking.uri='https://alice:p%40ss@mlflow.lab/?a=b'", hydra=True)
+    cfg.hydra.sweeper.storage = "postgresql://u:${oc.env:OPTUNA_PW}@db/optuna"
+    notes = move_config_passwords(cfg, sweep=True)
+    assert cfg.tracking.uri == "https://mlflow.lab/?a=b" and cfg.hydra.sweeper.storage == "postgresql://u@db/optuna"
+    assert cfg.hydra.overrides.task[-1] == "tracking.uri='https://mlflow.lab/?a=b'"  # quoted: "=" in it
+    assert cfg.hydra.overrides.hydra[-1] == "hydra.sweeper.storage=postgresql://u@db/optuna"
+    assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == ("alice", "p@ss")
+    assert os.environ["PGPASSWORD"] == "s3cret" and len(notes) == 2
+    assert notes[0].startswith("hydra.sweeper.storage, written in a config file: the password is kept out")
+    run = make("tracking.uri=postgresql://u:s3cret@db/x", hydra=True)
+    assert move_config_passwords(run, sweep=False) and run.tracking.uri == "postgresql://u@db/x"
+    assert len(run.hydra.overrides.task) == 1  # nothing appended: a single run composes nothing again
+    assert move_config_passwords(make(hydra=True), sweep=True) == []
+
+
+def test_user_error_messages_are_masked():
+    from seg58.base.errors import TrackingError
+    from seg58.build.user_errors import UserFacingError, reported_as_user_errors
+
+    with pytest.raises(UserFacingError, match=r"^store postgresql://u:\*\*\*@db/x is down$"):
+        with reported_as_user_errors():
+            raise TrackingError("store postgresql://u:s3cret@db/x is down")

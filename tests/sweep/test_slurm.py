@@ -1,6 +1,7 @@
 """The sweep on a real SLURM cluster (munge, MariaDB, slurmdbd, slurmctld, slurmd on localhost),
-started by the project's own scripts. CI installs the Debian packages and sets
-SEG58_REQUIRE_SLURM=1, so there these tests run or fail, never skip."""
+started by the project's own scripts (fixtures `slurm_conf` and `slurm`: tests/cluster_fixtures.py).
+CI installs the Debian packages and sets SEG58_REQUIRE_SLURM=1, so there these tests run or fail,
+never skip."""
 
 from __future__ import annotations
 
@@ -20,44 +21,7 @@ from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slurm
 
-ON_LOCAL_CLUSTER = [
-    "launcher=slurm", "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1",
-    "hydra.launcher.mem_gb=1", "hydra.launcher.partition=debug",
-]
 SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
-MAX_ARRAY_SIZE = 5  # the test cluster's MaxArraySize (SLURM's default is 1001)
-
-
-@pytest.fixture(scope="session")
-def slurm_conf(tmp_path_factory) -> str:
-    if shutil.which("slurmctld") is None:
-        if os.environ.get("SEG58_REQUIRE_SLURM") == "1":
-            pytest.fail("SLURM daemons not installed but SEG58_REQUIRE_SLURM=1")
-        pytest.skip("SLURM not installed (apt-get install slurmctld slurmd slurm-client munge slurmdbd mariadb-server)")
-    folder = tmp_path_factory.mktemp("slurm")
-    env = {**os.environ, "SEG58_SLURM_MAX_ARRAY_SIZE": str(MAX_ARRAY_SIZE)}  # grids of > 5 cells: several arrays
-    subprocess.run([REPO / "scripts/slurm/start-local-cluster.sh", folder], check=True, timeout=120, env=env)
-    yield str(folder / "etc" / "slurm.conf")
-    subprocess.run([REPO / "scripts/slurm/stop-local-cluster.sh", folder], timeout=120)
-
-
-@pytest.fixture
-def slurm(slurm_conf, tmp_path, cache_dir):
-    """(env, run_sweep, start_sweep) for seg58 sweeps submitted to the local cluster."""
-    env = {**os.environ, "SLURM_CONF": slurm_conf, "SEG58_CACHE_DIR": str(cache_dir),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "PYTHONUNBUFFERED": "1"}
-
-    def start(*args: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "seg58", "-m", *ON_LOCAL_CLUSTER, *args],
-                                cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-
-    def run(*args: str, timeout: float = 240) -> tuple[int, str]:
-        proc = start(*args)
-        out, _ = proc.communicate(timeout=timeout)
-        return proc.returncode, out
-
-    return env, run, start
 
 
 def slurm_cmd(env, *args: str) -> str:
@@ -269,8 +233,9 @@ def test_a_cross_validation_fans_out_one_slurm_job_per_fold(slurm, tmp_path):
 
 
 def test_a_grid_larger_than_max_array_size_goes_out_as_several_throttled_arrays(slurm_conf, tmp_path):
-    """12 cells on a cluster whose MaxArraySize is 5 (read from `scontrol show config`): arrays of
-    5, 5 and 2, each with the array_parallelism throttle; every cell completes. A plain Hydra app."""
+    """12 cells on a cluster whose MaxArraySize is 5 (tests/cluster_fixtures.py; the launcher reads it
+    from `scontrol show config`): arrays of 5, 5 and 2, each with the array_parallelism throttle;
+    every cell completes. A plain Hydra app."""
     folder = tmp_path / "toy"
     shutil.copytree(REPO / "tests/apps/toy", folder)
     env = {**os.environ, "SLURM_CONF": slurm_conf, "PYTHONUNBUFFERED": "1"}
