@@ -45,7 +45,8 @@ def class_weight_problems(cfg: DictConfig) -> list[str]:
 def _targets(node: object) -> list[object]:
     """Every `_target_` in a (possibly nested) loss config, as written."""
     if isinstance(node, dict):
-        return [node["_target_"]] * ("_target_" in node) + [t for v in node.values() for t in _targets(v)]
+        own = [node["_target_"]] if "_target_" in node else []
+        return own + [t for v in node.values() for t in _targets(v)]
     if isinstance(node, list):
         return [t for v in node for t in _targets(v)]
     return []
