@@ -49,18 +49,20 @@ def child(argv: list[str]) -> None:
 def measure(command: list[str], cwd: Path, env: dict[str, str]) -> dict[str, float]:
     import psutil
 
+    log = cwd / "child.log"  # a file, not a pipe: 10,000 cells log more than a pipe buffers
     t0 = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    watched = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        try:
-            peak = max(peak, sum(p.memory_info().rss for p in [watched, *watched.children(recursive=True)]))
-        except psutil.Error:
-            pass
-        time.sleep(0.02)
-    _, err = proc.communicate()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        peak = 0
+        watched = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                peak = max(peak, sum(p.memory_info().rss for p in [watched, *watched.children(recursive=True)]))
+            except psutil.Error:
+                pass
+            time.sleep(0.02)
     seconds = time.perf_counter() - t0
+    err = log.read_text()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({proc.returncode}):\n{err[-3000:]}")
     wchar = next((int(line.split()[1]) for line in err.splitlines() if line.startswith("BENCH_WCHAR")), 0)
