@@ -13,6 +13,10 @@ inference, writing the TIFF and the preview.
 
     PYTHONPATH=. .venv/bin/python scripts/native_predict_benchmark.py        # 17000x1500 (25 MP), 17000x15000 (255 MP)
     PYTHONPATH=. .venv/bin/python scripts/native_predict_benchmark.py --sizes 5300x4700 --format png --tta flips
+    PYTHONPATH=. .venv/bin/python scripts/native_predict_benchmark.py --sizes 17000x15000 --format png --decode-only
+
+--decode-only reads the scan as predict does (seg58.data.scans.open_scan) and prints that process's
+peak and final RSS: what holding a decoded PNG/JPEG costs, without the half hour of inference.
 """
 
 from __future__ import annotations
@@ -99,12 +103,25 @@ def predict(tmp: Path, scan: Path, ckpt: Path, window: int, tta: str) -> tuple[f
     return peak_mib, seconds, done.stdout
 
 
+def decode(scan: Path) -> tuple[float, float]:
+    """(peak, final) RSS MiB of a process that only opens the scan as predict does."""
+    code = (f"from seg58.data.scans import open_scan\npixels = open_scan({str(scan)!r})\n"
+            "status = {s.split(':')[0]: int(s.split()[1]) for s in open('/proc/self/status') if s.startswith('Vm')}\n"
+            "print(status['VmHWM'], status['VmRSS'], pixels.shape)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"decoding failed:\n{done.stderr[-3000:]}")
+    peak, final = done.stdout.split()[:2]
+    return int(peak) / 1024, int(final) / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="17000x1500,17000x15000", help="WIDTHxHEIGHT,... of the scans")
     parser.add_argument("--format", choices=("tif", "png"), default="tif")
     parser.add_argument("--window", type=int, default=1024, help="infer.window: the tile")
     parser.add_argument("--tta", default="none", help="infer.tta")
+    parser.add_argument("--decode-only", action="store_true", help="only read the scan as predict does")
     args = parser.parse_args()
     import tifffile
 
@@ -114,6 +131,12 @@ def main() -> None:
             tmp = Path(name)
             scan, ckpt = tmp / f"scan.{args.format}", tmp / "random.pt"
             (write_tiff if args.format == "tif" else write_png)(scan, height, width)
+            if args.decode_only:
+                peak, final = decode(scan)
+                print(f"{width}x{height} ({width * height / 1e6:.0f} MP) {args.format}, "
+                      f"{scan.stat().st_size / 2**20:,.0f} MiB on disk: reading it, peak RSS {peak:,.0f} MiB, "
+                      f"then {final:,.0f} MiB held (decoded scan {width * height * 3 / 2**20:,.0f} MiB)", flush=True)
+                continue
             checkpoint(ckpt)
             peak, seconds, _ = predict(tmp, scan, ckpt, args.window, args.tta)
             with tifffile.TiffFile(tmp / "out" / "scan_mask.tif") as tif:

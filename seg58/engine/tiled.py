@@ -9,6 +9,7 @@ into tiled, compressed TIFFs at the scan's full size; the overlays are downsized
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -77,20 +78,26 @@ class _WindowRows:
         return s.undo(self.predictor.forward_logits(s.apply(pixels)[None])[0])
 
     def advance(self) -> tuple[int, torch.Tensor]:
-        """(first row, C x n x W logits) of the rows this row of windows makes final."""
+        """(first row, C x n x W logits) of the rows this row of windows makes final. A row of
+        windows closer to the next than half a window and than the grid's step (the grid's last
+        start is pulled back to end at the border) is run together with it: a carry of most of a
+        window's height beside the next band would cost more than the few extra rows."""
         win, (h, w) = self.predictor.window, self.image.shape[:2]
-        y, top = self.rows[self.next], self.front
-        bottom = min(y + win, h)
+        first, top = self.next, self.front
+        step = max(1, int(win * (1 - self.predictor.overlap)))
+        while self.next + 1 < len(self.rows) and self.rows[self.next + 1] - self.rows[self.next] < min(step, win / 2):
+            self.next += 1
+        bottom = min(self.rows[self.next] + win, h)
         total: torch.Tensor | None = None
-        for x in self.cols:
+        for y, x in itertools.product(self.rows[first:self.next + 1], self.cols):
             out = self._window(y, x)
             if total is None:
                 total = torch.zeros(out.shape[0], bottom - top, w, device=out.device)
                 if self.carry is not None:
                     total[:, :self.carry.shape[1]] = self.carry
                     self.carry = None
-            r0, c0, c1 = max(y, 0), max(x, 0), min(x + win, w)
-            total[:, r0 - top:bottom - top, c0:c1] += out[:, r0 - y:bottom - y, c0 - x:c1 - x]
+            r0, r1, c0, c1 = max(y, 0), min(y + win, h), max(x, 0), min(x + win, w)
+            total[:, r0 - top:r1 - top, c0:c1] += out[:, r0 - y:r1 - y, c0 - x:c1 - x]
         assert total is not None
         self.next += 1
         end = h if self.next == len(self.rows) else min(max(self.rows[self.next], top), h)

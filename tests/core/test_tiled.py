@@ -74,6 +74,18 @@ def test_band_by_band_equals_whole_image_sliding_window(unet, shape, window, ove
     assert torch.equal(tiled.argmax(0), whole.argmax(0))
 
 
+def test_a_tall_scan_goes_in_bands_of_a_window_at_most_whatever_its_height():
+    """Bands of one step each, the last window row (pulled back to end at the border) run with the
+    one before it: no band of logits (nor carry) outgrows a window and a half, whatever the height."""
+    torch.manual_seed(0)
+    pointwise = torch.nn.Conv2d(3, 16, 1)
+    predictor = Predictor(pointwise, CPU, 16, mode="slide", window=64, overlap=0.25, amp=False)
+    for height in (64, 130, 1000, 1001):
+        heights = [scores.shape[1] for _, scores in stream_scores(predictor, _image(height, 40))]
+        assert sum(heights) == height and max(heights) <= 64 * 1.5, (height, heights)
+        assert all(n == 48 for n in heights[:-1])  # the grid's step
+
+
 def test_native_prediction_writes_full_size_tiled_compressed_tiffs(unet, tmp_path):
     image = _image(300, 530, seed=1)
     predictor = Predictor(unet, CPU, 16, mode="slide", window=128, overlap=0.25, amp=False)
