@@ -1,7 +1,7 @@
 """A scan's pixels for native-resolution prediction, decoded once and never as floats: an
 uncompressed TIFF is read from the file a band of rows at a time (never held whole), another
 TIFF is read once with tifffile, anything else once with PIL (then held as uint8 HxWx3, ~730 MB
-for 244 MP). Whatever the file holds (grey, RGBA, 16-bit), slicing gives uint8 RGB."""
+for 244 MP, after a peak of ~2.3 times that while PIL holds its own 4-byte pixels). Whatever the file holds (grey, RGBA, 16-bit), slicing gives uint8 RGB."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from PIL import Image
 from seg58.data.folder import MAX_IMAGE_PIXELS  # noqa: F401  (importing it raises PIL's pixel limit)
 
 TIFF_SUFFIXES = (".tif", ".tiff")
+PIL_BAND = 512  # rows copied out of a decoded PIL image at a time
 
 
 class RGB8:
@@ -74,7 +75,11 @@ def open_scan(path: str | Path) -> np.ndarray | RGB8:
     with Image.open(path) as im:
         if im.mode != "RGB":
             im = im.convert("RGB")
-        return np.asarray(im)
+        # copied out a band at a time: np.asarray(im) of the whole would hold two more copies at once
+        pixels = np.empty((im.height, im.width, 3), np.uint8)
+        for top in range(0, im.height, PIL_BAND):
+            pixels[top:top + PIL_BAND] = np.asarray(im.crop((0, top, im.width, min(top + PIL_BAND, im.height))))
+        return pixels
 
 
 def _tiff_pixels(path: Path) -> np.ndarray | RowFile | None:
