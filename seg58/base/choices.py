@@ -52,6 +52,12 @@ class Tta(Choice):
     d4 = "d4"  # 8 passes: the 4 rotations by 90°, each also h-flipped (non-square images go W x H)
 
 
+class Resolution(Choice):
+    """The named values of infer.resolution (which otherwise is a longest side in px, or null)."""
+
+    native = "native"  # predict: the scan at its full size, tile by tile, mask as a tiled TIFF (seg58/engine/tiled.py)
+
+
 class InferSplit(Choice):
     val = "val"
     train = "train"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from seg58.base.choices import Resolution
 from seg58.base.classes import CLASS_NAMES, NUM_CLASSES
 from seg58.base.errors import ConfigError
 from seg58.build.weights import weights_problems
@@ -18,6 +19,19 @@ from seg58.modeling.models import compatibility_problems
 def _positive(cfg: DictConfig, *keys: str) -> list[str]:
     values = {key: OmegaConf.select(cfg, key) for key in keys}
     return [f"{k}={v} must be > 0" for k, v in values.items() if v is not None and v <= 0]
+
+
+def _resolution_problems(value: object) -> list[str]:
+    """infer.resolution: a longest side in px, null, or a named value (typed int | str in the schema,
+    so a typo is caught here, listed with the choices as the schema lists an enum's)."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        return []
+    if isinstance(value, int):
+        return [f"infer.resolution={value} must be > 0"]
+    if str(value) in {r.value for r in Resolution}:
+        return []
+    return [f"infer.resolution={value!r}: invalid value, expected one of [{', '.join(r.value for r in Resolution)}], "
+            "a longest side in px (an integer > 0) or null"]
 
 
 def class_weight_problems(cfg: DictConfig) -> list[str]:
@@ -75,7 +89,8 @@ def config_problems(cfg: DictConfig) -> list[str]:
     problems = compatibility_problems(cfg.model.arch, cfg.encoder.name, cfg.data.img_size)
     problems += _positive(cfg, "data.img_size", "trainer.epochs", "trainer.batch_size",
                           "optim.lr", "trainer.limit_train_batches", "trainer.limit_val_batches",
-                          "infer.window", "infer.resolution", "trainer.patience")
+                          "infer.window", "trainer.patience")
+    problems += _resolution_problems(cfg.infer.resolution)
     if cfg.data.split in GROUP_SPLITS and not cfg.data.split_holdout:
         problems.append(f"data.split={cfg.data.split} needs data.split_holdout=<a value of the "
                         f"{GROUP_SPLITS[cfg.data.split]} column>, or all (a cross-validation)")

@@ -15,7 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
 
-from seg58.base.choices import InferSplit
+from seg58.base.choices import InferSplit, Resolution
+from seg58.base.errors import ConfigError
 from seg58.base.names import CHECKPOINT_DIR
 from seg58.build.weights import fetch_command
 from seg58.data.build import DataSplits, build_splits, resolve_root
@@ -157,8 +158,16 @@ def predictor(cfg: DictConfig, checkpoint: Path, device: torch.device) -> Predic
 
 
 def inference_resolution(cfg: DictConfig) -> int | None:
-    """Longest side to infer at: infer.resolution, else the training size for whole images."""
+    """Longest side to infer at: infer.resolution, else the training size for whole images.
+    infer.resolution=native is `seg58 predict`'s alone (seg58/engine/tiled.py): refused here."""
+    if native_resolution(cfg):
+        raise ConfigError(["infer.resolution=native is for seg58 predict (full-size masks as tiled TIFFs); "
+                           "evaluate and served models infer at a longest side: give an integer or null"])
     return cfg.infer.resolution or (cfg.data.img_size if str(cfg.infer.mode) == "whole" else None)
+
+
+def native_resolution(cfg: DictConfig) -> bool:
+    return str(cfg.infer.resolution) == Resolution.native.value
 
 
 def lineage(cfg: DictConfig, splits: DataSplits, threads: int = 4) -> Lineage:

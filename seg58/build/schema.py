@@ -142,7 +142,9 @@ class InferConf:
     model_uri: str | None = None  # ... or an MLflow Model: models:/NAME@champion, models:/NAME/3, runs:/<id>/model
     mode: InferMode = InferMode.whole  # whole: one padded pass | slide: overlapping windows
     tta: Tta = Tta.none  # none | flips (4 passes) | d4 (8: flips x 90° rotations); softmax averaged
-    resolution: int | None = None  # longest side to infer at; None: data.img_size (whole), as loaded (slide)
+    # longest side to infer at; None: data.img_size (whole), as loaded (slide); native (predict): the scan's
+    # full size, streamed window row by window row (infer.window, infer.overlap), mask as a tiled TIFF
+    resolution: int | str | None = None
     window: int | None = None  # slide window; None: data.img_size
     overlap: float = 0.25
     split: InferSplit = InferSplit.val  # evaluate: val | train | all

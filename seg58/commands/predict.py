@@ -1,5 +1,5 @@
 """`seg58 predict`: label masks and colour overlays of new images from a checkpoint (or an MLflow
-run or Model)."""
+run or Model); with infer.resolution=native, full-size masks of huge scans as tiled TIFFs."""
 
 from __future__ import annotations
 
@@ -17,12 +17,15 @@ from seg58.build.user_errors import reported_as_user_errors
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
 def app(cfg: DictConfig) -> None:
+    from seg58.build import factory
     from seg58.build.config_checks import check_config
 
     with reported_as_user_errors():
         check_config(cfg)
         files = run_predict(cfg, list(HydraConfig.get().overrides.task))
-    what = "masks, overlays and uncertainty maps" if cfg.infer.uncertainty else "masks and overlays"
+    masks, overlays = ("full-size masks (tiled TIFF)", "overlay previews") if factory.native_resolution(cfg) else (
+        "masks", "overlays")
+    what = f"{masks}, {overlays} and uncertainty maps" if cfg.infer.uncertainty else f"{masks} and {overlays}"
     print(f"wrote {what} of {len(files)} image(s) to {cfg.infer.output}")
 
 
@@ -45,10 +48,17 @@ def run_predict(cfg: DictConfig, explicit: list[str]) -> list[Path]:
     if missing or not files:
         raise DataError([f"no such image: {m}" for m in missing] or [f"no images in {source}"])
     predictor = factory.predictor(cfg, ckpt, resolve_device(cfg.trainer.device))
+    out = Path(i.output)
+    if factory.native_resolution(cfg):
+        from seg58.data.scans import open_scan
+        from seg58.engine.tiled import predict_native
+
+        for path in files:
+            predict_native(predictor, open_scan(path), out, path.stem, uncertainty=i.uncertainty)
+        return files
     resolution = factory.inference_resolution(cfg)
     from PIL import Image
 
-    out = Path(i.output)
     for path in files:
         with Image.open(path) as im:
             im = im.convert("RGB")

@@ -37,6 +37,13 @@ def _pad_to(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return F.pad(x, (0, w - x.shape[-1], 0, h - x.shape[-2]))
 
 
+def window_starts(size: int, window: int, overlap: float) -> list[int]:
+    """Where sliding windows of `window` px overlapping by `overlap` start along a side of `size`
+    px (already padded up to at least `window`); the last one ends at the border."""
+    step = max(1, int(window * (1 - overlap)))
+    return sorted({*range(0, size - window + 1, step), size - window})
+
+
 class Symmetry(NamedTuple):
     """An element of the dihedral group D4 acting on the last two axes: a horizontal flip if
     `flip`, then `turns` counter-clockwise quarter turns. `undo` maps a prediction made on the
@@ -52,6 +59,14 @@ class Symmetry(NamedTuple):
     def undo(self, y: torch.Tensor) -> torch.Tensor:
         y = torch.rot90(y, -self.turns, (-2, -1))
         return (y.flip(-1) if self.flip else y).contiguous()
+
+    def undo_box(self, box: tuple[int, int, int, int], shape: tuple[int, int]) -> tuple[int, int, int, int]:
+        """The pixels (top, bottom, left, right; ends exclusive) of the original image that `box`
+        of the transformed one (of `shape` h, w) shows: `apply(x)[box] == apply(x[undo_box(box)])`."""
+        (top, bottom, left, right), (h, w) = box, shape
+        for _ in range(self.turns % 4):  # undo one counter-clockwise quarter turn: h x w came from w x h
+            top, bottom, left, right, h, w = left, right, h - bottom, h - top, w, h
+        return (top, bottom, w - right, w - left) if self.flip else (top, bottom, left, right)
 
 
 # Each set is a group (closed under composition), so the averaged prediction is itself exactly
@@ -86,7 +101,8 @@ class Predictor:
         dtype = autocast_dtype(device, amp, cpu_amp)
         self.amp, self.amp_dtype = dtype is not None, dtype or torch.bfloat16
 
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+    def forward_logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """NCHW normalized -> the model's (fine) logits, float32 on the device."""
         with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             return fine_logits(self.model(batch.to(self.device))).float()
 
@@ -95,18 +111,16 @@ class Predictor:
         h, w = x.shape[-2:]
         if self.mode is InferMode.whole:
             ph, pw = (math.ceil(v / self.stride) * self.stride for v in (h, w))
-            return self._forward(_pad_to(x, ph, pw)[None])[0, :, :h, :w]
+            return self.forward_logits(_pad_to(x, ph, pw)[None])[0, :, :h, :w]
         win = self.window
         ph, pw = max(h, win), max(w, win)
         x = _pad_to(x, ph, pw)
-        step = max(1, int(win * (1 - self.overlap)))
-        ys = sorted({*range(0, ph - win + 1, step), ph - win})
-        xs = sorted({*range(0, pw - win + 1, step), pw - win})
+        ys, xs = window_starts(ph, win, self.overlap), window_starts(pw, win, self.overlap)
         total: torch.Tensor | None = None  # as many channels as the model has outputs
         count = torch.zeros(1, ph, pw, device=self.device)
         for y in ys:
             for x0 in xs:
-                out = self._forward(x[None, :, y:y + win, x0:x0 + win])[0]
+                out = self.forward_logits(x[None, :, y:y + win, x0:x0 + win])[0]
                 if total is None:
                     total = torch.zeros(out.shape[0], ph, pw, device=self.device)
                 total[:, y:y + win, x0:x0 + win] += out
@@ -184,7 +198,7 @@ def write_prediction(image: np.ndarray, pred: np.ndarray, out_dir: Path, stem: s
     blended on the image)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     Image.fromarray(pred.astype(np.uint8), mode="L").save(out_dir / f"{stem}_mask.png")
-    _blend(image, colorize(pred.astype(np.uint8)), alpha).save(out_dir / f"{stem}_overlay.png")
+    blend(image, colorize(pred.astype(np.uint8)), alpha).save(out_dir / f"{stem}_overlay.png")
 
 
 def write_uncertainty(image: np.ndarray, uncertainty: np.ndarray, out_dir: Path, stem: str,
@@ -192,14 +206,24 @@ def write_uncertainty(image: np.ndarray, uncertainty: np.ndarray, out_dir: Path,
     """<stem>_uncertainty.png: an HxW map in [0, 1] (the normalised entropy) as 8-bit grey, 0 =
     certain, 255 = all classes equally likely; <stem>_uncertainty_overlay.png: the same in the
     `inferno` colormap (dark = certain, bright yellow = uncertain) blended on the image."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    grey = uncertainty_grey(uncertainty)
+    Image.fromarray(grey, mode="L").save(out_dir / f"{stem}_uncertainty.png")
+    blend(image, inferno(grey), alpha).save(out_dir / f"{stem}_uncertainty_overlay.png")
+
+
+def uncertainty_grey(uncertainty: np.ndarray) -> np.ndarray:
+    """A map in [0, 1] as 8-bit grey: 0 = certain, 255 = all classes equally likely."""
+    return np.rint(np.clip(uncertainty, 0, 1) * 255).astype(np.uint8)
+
+
+def inferno(grey: np.ndarray) -> np.ndarray:
+    """8-bit grey -> RGB in matplotlib's `inferno` (dark = certain, bright yellow = uncertain)."""
     from matplotlib import colormaps
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    grey = np.rint(np.clip(uncertainty, 0, 1) * 255).astype(np.uint8)
-    Image.fromarray(grey, mode="L").save(out_dir / f"{stem}_uncertainty.png")
-    heat = colormaps["inferno"](grey, bytes=True)[..., :3]
-    _blend(image, heat, alpha).save(out_dir / f"{stem}_uncertainty_overlay.png")
+    return colormaps["inferno"](grey, bytes=True)[..., :3]
 
 
-def _blend(image: np.ndarray, colors: np.ndarray, alpha: float) -> Image.Image:
+def blend(image: np.ndarray, colors: np.ndarray, alpha: float) -> Image.Image:
+    """`colors` (HxWx3 uint8) laid over `image` with opacity `alpha`."""
     return Image.fromarray((image * (1 - alpha) + colors * alpha).astype(np.uint8))
