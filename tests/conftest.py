@@ -78,6 +78,17 @@ def mlflow_runs(uri: str, experiment: str, include_sweeps: bool = False):
     return [r for r in runs if include_sweeps or r.data.tags.get("seg58.sweep") != "true"]
 
 
+def wait_for(predicate, timeout: float, what: str):
+    """predicate()'s first truthy value, polled; an AssertionError naming `what` after `timeout` s."""
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -11,23 +11,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, mlflow_runs
+from conftest import REPO, mlflow_runs, wait_for
 
 TOY = REPO / "tests/apps/toy"
-
-
-def wait_for(predicate, timeout: float, what: str):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def cells_of(sweep_dir: Path) -> list[dict]:

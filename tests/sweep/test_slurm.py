@@ -12,11 +12,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import PRUNING_SEARCH, REPO, mlflow_runs
+from conftest import PRUNING_SEARCH, REPO, mlflow_runs, wait_for
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slurm
@@ -31,16 +30,6 @@ def slurm_cmd(env, *args: str) -> str:
 def summary(tmp_path: Path) -> list[dict]:
     (path,) = tmp_path.glob("multirun/*/*/sweep_summary.json")
     return json.loads(path.read_text())["cells"]
-
-
-def wait_for(predicate, timeout: float, what: str):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def sacct_states(env, job_id: str) -> list[str]:
