@@ -239,7 +239,8 @@ def test_a_grid_larger_than_max_array_size_goes_out_as_several_throttled_arrays(
     assert [c["status"] for c in cells] == ["COMPLETED"] * 12
     arrays = [c["job_id"].split("_")[0] for c in cells]
     assert [arrays.count(a) for a in dict.fromkeys(arrays)] == [5, 5, 2]
-    assert "submitted cells #0-#4 as SLURM array" in out.stderr and "#10-#11" in out.stderr
+    log = out.stdout + out.stderr  # a plain Hydra app logs to stdout
+    assert "submitted cells #0-#4 as SLURM array" in log and "#10-#11" in log
     scripts = list(path.parent.rglob("*_submission.sh"))
     throttles = sorted(re.search(r"#SBATCH --array=(\S+)", p.read_text()).group(1) for p in scripts)
     assert throttles == ["0-1%2", "0-4%2", "0-4%2"]
