@@ -91,9 +91,12 @@ class GridOrSearchSweeper(BasicSweeper):
 
     # -- what to run ------------------------------------------------------------------------
     def resumed_grid(self) -> Path | None:
-        """hydra.sweeper.resume=<a grid's folder>: that folder (a search's: None)."""
-        resume = self.search.get("resume")
-        return Path(resume) if resume and sweep_kind(Path(resume)) == "grid" else None
+        """hydra.sweeper.resume=<a grid's folder>: that folder (a search's: None). The summary is
+        read once (asked by searching(), cells() and the grid's run)."""
+        if not hasattr(self, "_resumed_grid"):
+            resume = self.search.get("resume")
+            self._resumed_grid = Path(resume) if resume and sweep_kind(Path(resume)) == "grid" else None
+        return self._resumed_grid
 
     def searching(self, arguments: list[str]) -> bool:
         if self.resumed_grid():
