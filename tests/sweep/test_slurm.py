@@ -37,6 +37,21 @@ def sacct_states(env, job_id: str) -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.strip()]  # "CANCELLED by 0" -> CANCELLED
 
 
+ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUE_HOLD"}
+
+
+def ended_states(env, job_id: str, timeout: float = 60) -> list[str]:
+    """The job's accounting states once slurmdbd has its end: slurmctld sends it there asynchronously,
+    so right after the sweep saw the job's result sacct may still say RUNNING (or nothing)."""
+    def ended():
+        states = sacct_states(env, job_id)
+        return states if states and states[-1] not in ACTIVE else None
+    try:
+        return wait_for(ended, timeout, f"job {job_id}'s end in accounting")
+    except AssertionError:
+        return sacct_states(env, job_id)  # the caller's assertion shows what was there
+
+
 def test_card_sweep_fans_out_as_one_slurm_job_per_cell(slurm, tmp_path):
     env, run, _ = slurm
     rc, out = run(*SMOKE, "encoder.name=tu-test_resnet,tu-test_convnext,tu-test_efficientnet")
@@ -44,7 +59,7 @@ def test_card_sweep_fans_out_as_one_slurm_job_per_cell(slurm, tmp_path):
     cells = summary(tmp_path)
     assert [c["status"] for c in cells] == ["COMPLETED"] * 3
     for c in cells:
-        assert sacct_states(env, c["job_id"]) == ["COMPLETED"]
+        assert ended_states(env, c["job_id"]) == ["COMPLETED"]
     # each cell was reported as it ended, with its SLURM id, objective and time
     ended = re.findall(r"\[(\d)/3 ended\]\s+#(\d) COMPLETED\s+slurm=(\S+) objective=[\d.]+ epochs=1 in \dm\d\ds", out)
     assert sorted(n for _, n, _ in ended) == ["0", "1", "2"] and [k for k, _, _ in ended] == ["1", "2", "3"]
@@ -91,7 +106,7 @@ def test_preempted_job_requeues_and_resumes_into_the_same_mlflow_run(slurm, tmp_
     slurm_cmd(env, "scontrol", "update", f"JobId={job_id}", "StartTime=now")  # skip SLURM's 120 s delay
     out, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, out[-3000:]
-    assert sacct_states(env, job_id) == ["REQUEUED", "COMPLETED"]
+    assert ended_states(env, job_id) == ["REQUEUED", "COMPLETED"]
     log = (last.parent.parent / "seg58.log").read_text()
     assert "resumed from" in log
     (run,) = mlflow_runs(env["MLFLOW_TRACKING_URI"], "smoke")
@@ -124,7 +139,7 @@ def test_search_prunes_through_slurm_with_trials_in_flight(slurm, tmp_path):
     assert cells[1]["status"] == "COMPLETED" and cells[3]["status"] == "PRUNED"
     assert cells[3]["epochs_trained"] == 2
     for c in cells.values():  # a pruned trial is a job that ended normally
-        assert sacct_states(env, c["job_id"]) == ["COMPLETED"]
+        assert ended_states(env, c["job_id"]) == ["COMPLETED"]
     runs = {r.data.tags["search.trial"]: r for r in mlflow_runs(env["MLFLOW_TRACKING_URI"], "smoke")}
     assert runs[str(cells[3]["num"])].data.tags["stop.epoch"] == "2"
     assert runs[str(cells[1]["num"])].info.status == "FINISHED"
@@ -197,7 +212,7 @@ def test_detached_search_runs_under_its_driver(slurm, tmp_path):
     done = subprocess.run([sys.executable, "-m", "seg58", "collect", str(sweep_dir), "--wait"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=500)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert sacct_states(env, driver) == ["COMPLETED"]
+    assert ended_states(env, driver) == ["COMPLETED"]
     cells = json.loads((sweep_dir / "sweep_summary.json").read_text())["cells"]
     cells = {c["params"]["trainer.epochs"]: c for c in cells}
     assert cells[1]["status"] == "COMPLETED" and cells[3]["status"] == "PRUNED"
@@ -214,7 +229,7 @@ def test_a_cross_validation_fans_out_one_slurm_job_per_fold(slurm, tmp_path):
     assert rc == 0, out[-3000:]
     cells = summary(tmp_path)
     assert [c["overrides"][-1] for c in cells] == ["data.split_holdout=0", "data.split_holdout=1"]
-    assert all(sacct_states(env, c["job_id"]) == ["COMPLETED"] for c in cells)
+    assert [ended_states(env, c["job_id"]) for c in cells] == [["COMPLETED"], ["COMPLETED"]]
     (path,) = tmp_path.glob("multirun/*/*/sweep_summary.json")
     (group,) = json.loads(path.read_text())["cross_validation"]
     assert group["folds"] == {"0": cells[0]["objective"], "1": cells[1]["objective"]}

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from cluster_fixtures import ADMIN, ALICE, server_runs
 from conftest import PG_SECRET
-from test_slurm import SMOKE, sacct_states, slurm_cmd, wait_for
+from test_slurm import SMOKE, ended_states, sacct_states, slurm_cmd, wait_for
 
 pytestmark = pytest.mark.slurm
 
@@ -53,7 +53,7 @@ def test_slurm_jobs_authenticate_without_the_password_in_any_file_or_environment
     assert [c["status"] for c in cells] == ["COMPLETED", "COMPLETED"]
     jobs = [c["job_id"] for c in cells] + ([driver] if detach else [])
     for job in jobs[:2]:
-        assert sacct_states(env, job) == ["COMPLETED"]
+        assert ended_states(env, job) == ["COMPLETED"]
     trained = [r for r in server_runs(uri, experiment) if r.data.tags.get("seg58.sweep") != "true"]
     assert sorted(r.data.params["seed"] for r in trained) == ["1", "2"]
     assert all(r.info.status == "FINISHED" for r in trained)
