@@ -37,7 +37,7 @@ class SegmentationEvaluator:
                  background: Background | str = Background.ignore,
                  mapping: HierarchyMapping | str = HierarchyMapping.seg58, per_image: bool = False,
                  n_boot: int = 1000, seed: int = 0):
-        self.ignore_index, self.device = ignore_index, device
+        self.num_classes, self.ignore_index, self.device = num_classes, ignore_index, device  # the model's
         background = Background(background) == "class"
         self._tables = lookup(ignore_index, str(device), HierarchyMapping(mapping))
         self._heads_names = hierarchy(mapping).level_names

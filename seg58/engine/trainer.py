@@ -20,17 +20,12 @@ from seg58.base.classes import CLASS_NAMES
 from seg58.base.errors import NonFiniteLossError
 from seg58.base.names import BEST_CHECKPOINT, LAST_CHECKPOINT
 from seg58.base.stop import StopReason
-from seg58.data.loaders import ordered_samples
 from seg58.engine.checkpoints import load_checkpoint, load_weights, save_atomic
 from seg58.engine.evaluator import SegmentationEvaluator
 from seg58.engine.runtime import autocast_dtype, peak_memory_mb, reset_peak_memory
-from seg58.modeling.hierarchy import fine_labels
+from seg58.engine.validation import as_float, validation_pass
 
 log = logging.getLogger(__name__)
-
-
-def _as_float(out: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
-    return {k: v.float() for k, v in out.items()} if isinstance(out, dict) else out.float()
 
 
 class Callback:
@@ -212,26 +207,13 @@ class Trainer:
         self.model.eval()
         evaluator = SegmentationEvaluator(self.num_classes, self.class_names, self.ignore_index, self.device,
                                           self.background, self.hierarchy, per_image=True)
-        loss_sum = torch.zeros((), device=self.device)
-        n_batches = self._n_batches(loader, self.limit_val_batches)
-        samples, seen = ordered_samples(loader), 0
         start = time.perf_counter()
-        for i, (images, masks) in enumerate(loader):
-            if i >= n_batches:
-                break
-            images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
-            masks = masks.to(self.device, non_blocking=True)
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-                out = self._forward(images)
-            loss_sum += self.loss_fn(_as_float(out), masks)
-            heads = {k: v.argmax(1) for k, v in out.items() if k != "fine"} if isinstance(out, dict) else None
-            batch = samples[seen:seen + len(masks)] if samples is not None else None
-            evaluator.update(fine_labels(out, self.num_classes), masks, heads, batch)
-            seen += len(masks)
+        loss = validation_pass(self._forward, self.loss_fn, loader, evaluator, self._n_batches(
+            loader, self.limit_val_batches), amp_dtype=self.amp_dtype if self.amp else None,
+            memory_format=self.memory_format)
         self.last_confusion = evaluator.confusion
         self.last_per_image = evaluator.per_image_confusion()
-        return {"val/loss": float(loss_sum) / max(1, n_batches), **evaluator.metrics("val"),
-                "perf/val_time_s": time.perf_counter() - start}
+        return {"val/loss": loss, **evaluator.metrics("val"), "perf/val_time_s": time.perf_counter() - start}
 
     def state_dict(self, epoch: int) -> dict[str, Any]:
         return {
@@ -292,7 +274,7 @@ class Trainer:
         for x, y in zip(images.chunk(self.accum_steps), masks.chunk(self.accum_steps), strict=True):
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
                 out = self._forward(x)
-            loss = self.loss_fn(_as_float(out), y)  # losses in fp32: Dice sums overflow fp16
+            loss = self.loss_fn(as_float(out), y)  # losses in fp32: Dice sums overflow fp16
             if not torch.isfinite(loss):  # one host sync; GradScaler syncs per step anyway
                 return self._skip_nonfinite(loss)
             self.scaler.scale(loss * (x.shape[0] / n)).backward()

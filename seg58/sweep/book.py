@@ -60,11 +60,15 @@ class SweepBook:
         book._adopt(data)
         return book
 
-    def resume(self) -> None:
-        """Continue this folder's sweep: its cells, its tracking run, its total (a resumed grid)."""
+    def resume(self, facts: bool = True) -> None:
+        """Continue this folder's sweep: its cells and, with `facts`, its tracking run and total (a
+        resumed grid; a search reopens its run from search.json and counts its trials itself)."""
+        if not (self.sweep_dir / SUMMARY_FILE).is_file():
+            return  # a search that stopped before its first cell
         ledger, data = Ledger.read(self.sweep_dir)
         self.ledger.replace(ledger.cells)
-        self._adopt({k: v for k, v in data.items() if k not in ("stopped", "finished", "interrupted")})
+        if facts:
+            self._adopt({k: v for k, v in data.items() if k not in ("stopped", "finished", "interrupted")})
 
     def _adopt(self, data: dict[str, Any]) -> None:
         self.parent = data.get("mlflow_parent_run_id")
@@ -86,11 +90,6 @@ class SweepBook:
     def cells(self) -> list[dict[str, Any]]:
         """Every cell, by number (a copy of the list: change cells through put)."""
         return self.ledger.cells
-
-    def restore(self) -> None:
-        """The cells this folder's sweep recorded before (a resumed search continues them)."""
-        if (self.sweep_dir / SUMMARY_FILE).is_file():
-            self.ledger.replace(Ledger.read(self.sweep_dir)[0].cells)
 
     def put(self, cell: dict[str, Any]) -> None:
         self.ledger.put(cell)

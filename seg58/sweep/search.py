@@ -28,6 +28,7 @@ from seg58.sweep.pool import JobPool
 from seg58.sweep.samplers import ask_untried, resumed_sampler, with_grid
 from seg58.sweep.space import parse_space, plain, trial_overrides
 from seg58.sweep.study import StudySpec, instantiate_spec, study_exists
+from seg58.sweep.trial_results import no_objective, publish_results, retry_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +128,9 @@ class Search:
         book.start(arguments, concurrent_jobs=pool.slots, parent=parent,
                    spec=f"search {spec.study_name}: " + " ".join(f"{k}={v}" for k, v in self._space_text.items()))
         if self.resume:
-            book.restore()
+            book.resume(facts=False)
             book.extra.pop("stopped", None)
-            self._retry_interrupted(study, book)
+            retry_interrupted(study, book)
         else:
             self._state["mlflow_parent_run_id"] = book.parent
             (book.sweep_dir / STATE_FILE).write_text(json.dumps(self._state, indent=2))
@@ -189,7 +190,7 @@ class Search:
             if stop.requested:
                 self._interrupted(study, book, pool, trials)
 
-        self._publish(study, book)
+        publish_results(study, book, self.metric, self.direction)
         completed = [c for c in book.cells if c["status"] in OK_STATES]
         failed = len(book.cells) - len(completed)
         if failed:
@@ -211,7 +212,7 @@ class Search:
             self._tell_study(study, trial, cell["objective"])
         else:  # failed, cancelled, or a NaN objective: FAIL, with why
             if cell["status"] == "COMPLETED":
-                cell = {**cell, "status": "FAILED", "error": _no_objective(ret, self.metric)}
+                cell = {**cell, "status": "FAILED", "error": no_objective(ret, self.metric)}
                 book.put(cell)
             trial.set_user_attr("error", (cell["error"] or cell["status"])[:2000])
             self._tell_study(study, trial, state=TrialState.FAIL)
@@ -241,42 +242,6 @@ class Search:
             log.info("the sampler has tried its whole search space: no new trials")
             self._exhausted = True
 
-    def _retry_interrupted(self, study: Any, book: SweepBook) -> None:
-        """Trials left RUNNING by a crashed sweep: FAIL (interrupted), their runs closed, and
-        their parameters enqueued so they are tried again."""
-        from optuna.trial import TrialState
-
-        interrupted = list(study.user_attrs.get("interrupted", []))
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            study.tell(t.number, state=TrialState.FAIL)
-            interrupted.append(t.number)
-            study.set_user_attr("interrupted", interrupted)
-            study.enqueue_trial(t.params, skip_if_exists=False)  # study.ask() hands these out first
-            run_dir = book.sweep_dir / str(t.number)
-            book.close_lost_run(run_dir, "INTERRUPTED")
-            book.put({"num": t.number, "overrides": [], "status": "INTERRUPTED", "objective": None,
-                      "params": t.params, "error": "the sweep stopped while it ran; retried",
-                      "output_dir": str(run_dir)})
-            log.info("trial #%d was running when the sweep stopped: marked FAIL, retried", t.number)
-
-    def _publish(self, study: Any, book: SweepBook) -> None:
-        from optuna.trial import TrialState
-
-        done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-        if done and len(study.directions) > 1:
-            front = [{"trial": t.number, "values": t.values, "params": t.params}
-                     for t in sorted(study.best_trials, key=lambda t: t.number)]
-            book.extra.update(pareto_front=front)
-            log.info("Pareto front (%s, %s): %d trial(s)\n%s", self.metric, self.direction, len(front),
-                     "\n".join(f"  #{p['trial']} {p['values']} {p['params']}" for p in front))
-        elif done:
-            best = study.best_trial
-            book.extra.update(best_trial=best.number, best_value=best.value, best_params=best.params)
-            log.info("best trial #%d: %s=%.4f with %s", best.number, self.metric or "objective", best.value,
-                     best.params)
-        if done:
-            book.hooks.publish_study(book.tracking, book.parent, study)
-
     def _custom_space(self) -> Any:
         """hydra-optuna-sweeper's custom_search_space: fn(config, trial) suggests more parameters;
         given with the sweep's config, so a trial is all it needs."""
@@ -289,19 +254,6 @@ class Search:
         except Exception as e:
             raise ConfigError([f"hydra.sweeper.custom_search_space={self.custom_search_space}: {e}"]) from None
         return lambda trial: configure(self.config, trial)
-
-
-def _no_objective(ret: JobReturn, metric: Any) -> str:
-    value = ret._return_value
-    if isinstance(metric, list):
-        missing = [m for m in metric if not isinstance(value, dict) or m not in value]
-        return (f"the task's result has no {', '.join(map(repr, missing))} (hydra.sweeper.metric)" if missing
-                else f"no finite value of every one of {metric}")
-    if metric is None:
-        return f"the task returned {type(value).__name__}, not a number (name a key with hydra.sweeper.metric)"
-    if isinstance(value, dict) and metric not in value:
-        return f"the task's result has no {metric!r} (hydra.sweeper.metric); keys: {', '.join(map(str, value))}"
-    return f"no finite {metric} (NaN trial)"
 
 
 def _refused(overrides: list[str], problems: list[str]) -> JobReturn:

@@ -1,0 +1,68 @@
+"""What a search's study and its book learn from the trials: why a trial gave no objective, the
+trials a crashed sweep left running (failed, retried), and the best trial or Pareto front at the end.
+Functions of the study and the book, apart from the ask/tell loop in search.py; same imports as the
+rest of the sweep layer (Optuna, the book; no torch, no MLflow)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from hydra.core.utils import JobReturn
+
+from seg58.sweep.book import SweepBook
+
+log = logging.getLogger(__name__)
+
+
+def no_objective(ret: JobReturn, metric: Any) -> str:
+    """Why a trial that completed gives the study no objective (the cell's error line)."""
+    value = ret._return_value
+    if isinstance(metric, list):
+        missing = [m for m in metric if not isinstance(value, dict) or m not in value]
+        return (f"the task's result has no {', '.join(map(repr, missing))} (hydra.sweeper.metric)" if missing
+                else f"no finite value of every one of {metric}")
+    if metric is None:
+        return f"the task returned {type(value).__name__}, not a number (name a key with hydra.sweeper.metric)"
+    if isinstance(value, dict) and metric not in value:
+        return f"the task's result has no {metric!r} (hydra.sweeper.metric); keys: {', '.join(map(str, value))}"
+    return f"no finite {metric} (NaN trial)"
+
+
+def retry_interrupted(study: Any, book: SweepBook) -> None:
+    """Trials left RUNNING by a crashed sweep: FAIL (interrupted), their runs closed, and
+    their parameters enqueued so they are tried again."""
+    from optuna.trial import TrialState
+
+    interrupted = list(study.user_attrs.get("interrupted", []))
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study.tell(t.number, state=TrialState.FAIL)
+        interrupted.append(t.number)
+        study.set_user_attr("interrupted", interrupted)
+        study.enqueue_trial(t.params, skip_if_exists=False)  # study.ask() hands these out first
+        run_dir = book.sweep_dir / str(t.number)
+        book.close_lost_run(run_dir, "INTERRUPTED")
+        book.put({"num": t.number, "overrides": [], "status": "INTERRUPTED", "objective": None,
+                  "params": t.params, "error": "the sweep stopped while it ran; retried",
+                  "output_dir": str(run_dir)})
+        log.info("trial #%d was running when the sweep stopped: marked FAIL, retried", t.number)
+
+
+def publish_results(study: Any, book: SweepBook, metric: Any, direction: Any) -> None:
+    """The best trial (or a multi-objective study's Pareto front) into the summary, the log and tracking."""
+    from optuna.trial import TrialState
+
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    if done and len(study.directions) > 1:
+        front = [{"trial": t.number, "values": t.values, "params": t.params}
+                 for t in sorted(study.best_trials, key=lambda t: t.number)]
+        book.extra.update(pareto_front=front)
+        log.info("Pareto front (%s, %s): %d trial(s)\n%s", metric, direction, len(front),
+                 "\n".join(f"  #{p['trial']} {p['values']} {p['params']}" for p in front))
+    elif done:
+        best = study.best_trial
+        book.extra.update(best_trial=best.number, best_value=best.value, best_params=best.params)
+        log.info("best trial #%d: %s=%.4f with %s", best.number, metric or "objective", best.value,
+                 best.params)
+    if done:
+        book.hooks.publish_study(book.tracking, book.parent, study)
