@@ -28,16 +28,22 @@ def files_holding(root: Path, secrets: tuple[str, ...]) -> list[str]:
     return [f"{p} ({s})" for p in root.rglob("*") if p.is_file() for s in secrets if s.encode() in p.read_bytes()]
 
 
-@pytest.mark.parametrize("detach", [False, True], ids=["attached", "detached"])
+@pytest.mark.parametrize("mode", ["attached", "detached", "search"])
 def test_slurm_jobs_authenticate_without_the_password_in_any_file_or_environment_dump(
-        slurm, auth_server, slurm_conf, tmp_path, detach):
+        slurm, auth_server, postgres_with_password, slurm_conf, tmp_path, mode):
+    """A grid (attached, detached) of two seeds; a search of two trials whose study is on the
+    password-checking PostgreSQL, the password in its URI (moved out of it before Hydra), so that
+    each trial on its SLURM node needs two passwords: the tracking server's and the study's."""
     env, run, _ = slurm
     uri, experiment = auth_server
+    detach = mode == "detached"
     credentials = tmp_path / "home" / "credentials"
     env.update(MLFLOW_TRACKING_URI=uri, MLFLOW_TRACKING_USERNAME=ALICE[0], MLFLOW_TRACKING_PASSWORD=ALICE[1],
                SEG58_CREDENTIALS_DIR=str(credentials))
-    rc, out = run(*SMOKE, "trainer.visuals=0", "seed=1,2", *(["hydra.launcher.detach=true"] if detach else []),
-                  timeout=600)  # two cells on two CPUs, each logging a model through the server
+    cells_of = {"attached": ["seed=1,2"], "detached": ["seed=1,2", "hydra.launcher.detach=true"],
+                "search": ["search=smoke", "hydra.sweeper.n_trials=2", "trainer.epochs=1",
+                           f"hydra.sweeper.storage={postgres_with_password.uri('optuna', PG_SECRET)}"]}[mode]
+    rc, out = run(*SMOKE, "trainer.visuals=0", *cells_of, timeout=600)  # two jobs, each logging a model
     assert rc == 0, out[-3000:]
     (sweep_dir,) = tmp_path.glob("multirun/*/*")
     if detach:  # the driver job holds the file (mode 600) while it runs, and removes it when it ends
@@ -55,7 +61,10 @@ def test_slurm_jobs_authenticate_without_the_password_in_any_file_or_environment
     for job in jobs[:2]:
         assert ended_states(env, job) == ["COMPLETED"]
     trained = [r for r in server_runs(uri, experiment) if r.data.tags.get("seg58.sweep") != "true"]
-    assert sorted(r.data.params["seed"] for r in trained) == ["1", "2"]
+    assert len(trained) == 2 and (mode == "search" or sorted(r.data.params["seed"] for r in trained) == ["1", "2"])
+    if mode == "search":  # the study's trials, told by the driver from the trials' reports on the database
+        dump = postgres_with_password.client("pg_dump", "optuna")
+        assert dump.returncode == 0 and "optim.lr" in dump.stdout and PG_SECRET not in dump.stdout
     assert all(r.info.status == "FINISHED" for r in trained)
 
     assert list(credentials.glob("*")) == []  # removed by the sweep (the driver) that owned it
