@@ -7,15 +7,19 @@ $MLFLOW_TRACKING_PASSWORD, $MLFLOW_TRACKING_TOKEN) leave the environment sbatch 
 file only the user can read (mode 600, in ~/.seg58/credentials/ or $SEG58_CREDENTIALS_DIR: on the
 shared filesystem, outside every sweep folder); the job gets its path ($SEG58_CREDENTIALS_FILE) and
 puts them back into its own environment before it does anything else. The file goes when the
-process that owns it ends: the sweep on the login node, or a detached sweep's driver job."""
+process that owns it ends: the sweep on the login node, or a detached sweep's driver job. A file
+whose owner was killed (SIGKILL, a lost node) is named after its host and pid, so the next seg58
+that writes one on that host removes it; a file handed to a driver job waits for that job."""
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import glob
 import json
 import os
 import secrets
+import socket
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
@@ -41,21 +45,42 @@ def _remove_owned() -> None:
         _owned.discard(path)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        pass
+    return True
+
+
+def _remove_orphans(folder: Path) -> None:
+    """The files of processes on this host that died without removing theirs (`<host>-<pid>-<token>`)."""
+    host = socket.gethostname()
+    for path in folder.glob(f"{glob.escape(host)}-*-*.json"):
+        name, pid, _ = path.stem.rsplit("-", 2)
+        if name == host and pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
 def _file_for(values: dict[str, str], owned: bool) -> Path:
     key = json.dumps(values, sort_keys=True)
     path = _files.get(key)
-    if path is None or not path.is_file():
+    if path is None or not path.is_file() or (not owned and path in _owned):
         folder = credentials_dir()
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         folder.chmod(0o700)
-        path = folder / f"{os.getpid()}-{secrets.token_hex(8)}.json"
+        _remove_orphans(folder)
+        owner = f"{socket.gethostname()}-{os.getpid()}" if owned else "handover"  # handover: the driver's
+        path = folder / f"{owner}-{secrets.token_hex(8)}.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(key)
         _files[key] = path
-        _owned.add(path)
-    if not owned:  # handed to a job that outlives this process (a detached sweep's driver)
-        _owned.discard(path)
+        if owned:
+            _owned.add(path)
     return path
 
 

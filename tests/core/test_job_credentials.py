@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -78,3 +80,34 @@ def test_a_second_set_of_passwords_gets_its_own_file_removed_at_exit(tmp_path):
                          check=True)
     first, second = res.stdout.split()
     assert first != second and list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_owners_file_is_removed_by_the_next_seg58_on_its_host(tmp_path):
+    """An owner killed before its atexit (SIGKILL, simulated by os._exit) leaves its file; the next
+    process that writes one on that host removes it. A handed-over file (a driver job's, perhaps still
+    queued), a live process's and another host's are left alone."""
+    env = {**os.environ, "SEG58_CREDENTIALS_DIR": str(tmp_path), "PGPASSWORD": "pg-pw"}
+    code = ("import os, sys; from seg58.base.job_credentials import kept_out_of_jobs\n"
+            "with kept_out_of_jobs(handover=sys.argv[1] == 'handover') as a: print(a, flush=True)\n"
+            "os._exit(0)\n")
+
+    def write(how: str) -> str:
+        res = subprocess.run([sys.executable, "-c", code, how], env=env, capture_output=True, text=True, timeout=60,
+                             check=True)
+        return res.stdout.strip()
+
+    orphan = write("own")
+    assert os.path.basename(orphan).startswith(f"{socket.gethostname()}-") and os.path.isfile(orphan)
+    handed = write("handover")  # the next process that writes a file (here, one to hand over)
+    assert not os.path.exists(orphan) and os.path.isfile(handed)
+    elsewhere = tmp_path / "some-other-host-1-0123456789abcdef.json"
+    elsewhere.write_text("{}")
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        mine = tmp_path / f"{socket.gethostname()}-{live.pid}-0123456789abcdef.json"
+        mine.write_text("{}")
+        again = write("own")
+        assert sorted(tmp_path.iterdir()) == sorted(map(Path, [again, handed, elsewhere, mine]))
+    finally:
+        live.kill()
+        live.wait()
