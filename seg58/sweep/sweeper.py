@@ -19,6 +19,7 @@ import inspect
 import logging
 import random
 import sys
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -90,16 +91,15 @@ class GridOrSearchSweeper(BasicSweeper):
         return problems
 
     # -- what to run ------------------------------------------------------------------------
+    @cached_property
     def resumed_grid(self) -> Path | None:
         """hydra.sweeper.resume=<a grid's folder>: that folder (a search's: None). The summary is
         read once (asked by searching(), cells() and the grid's run)."""
-        if not hasattr(self, "_resumed_grid"):
-            resume = self.search.get("resume")
-            self._resumed_grid = Path(resume) if resume and sweep_kind(Path(resume)) == "grid" else None
-        return self._resumed_grid
+        resume = self.search.get("resume")
+        return Path(resume) if resume and sweep_kind(Path(resume)) == "grid" else None
 
     def searching(self, arguments: list[str]) -> bool:
-        if self.resumed_grid():
+        if self.resumed_grid:
             return False
         if self.strategy != "auto":
             return self.strategy == "search"
@@ -110,8 +110,8 @@ class GridOrSearchSweeper(BasicSweeper):
         return any(o.is_interval_sweep() for o in overrides)
 
     def cells(self, arguments: list[str]) -> list[list[str]]:
-        if self.rerun or self.resumed_grid():
-            return unfinished_cells(Path(self.rerun or self.resumed_grid()))
+        if self.rerun or self.resumed_grid:
+            return unfinished_cells(Path(self.rerun or self.resumed_grid))
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
         cells = [list(c) for batch in self.split_arguments(overrides, None) for c in batch]
@@ -199,7 +199,7 @@ class GridOrSearchSweeper(BasicSweeper):
                           book=self.book("search"), metric=self.metric, **{**self.search, **raw}).sweep(arguments)
         from seg58.sweep.grid import run_grid
 
-        resumed = self.resumed_grid()
+        resumed = self.resumed_grid
         cells = self.cells(arguments)
         if not cells:
             log.info("every cell of %s completed: nothing to run again", self.rerun or resumed)
