@@ -61,3 +61,14 @@ def test_the_hydra_plugin_is_thin():
     """Only what Hydra must discover lives in hydra_plugins/ (the work is seg58.sweep's)."""
     lines = sum(len(p.read_text().splitlines()) for p in (REPO / "hydra_plugins").rglob("*.py"))
     assert lines < 250, lines
+
+
+def test_ruff_lints_every_python_file_of_the_repository():
+    """An exclude pattern that is not anchored to the top (`data` rather than `/data`) would also skip
+    seg58/data/; every tracked .py file must be one ruff checks."""
+    tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=REPO, capture_output=True, text=True, check=True)
+    shown = subprocess.run([sys.executable, "-m", "ruff", "check", "--show-files", "."], cwd=REPO,
+                           capture_output=True, text=True, check=True)
+    linted = {Path(line).resolve() for line in shown.stdout.splitlines() if line.endswith(".py")}
+    skipped = [name for name in tracked.stdout.split() if (REPO / name).resolve() not in linted]
+    assert skipped == [], skipped

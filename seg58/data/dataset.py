@@ -27,7 +27,7 @@ class PackedPairs:
     def __init__(self, sizes: list[tuple[int, int]]):  # (w, h) per pair
         self.shapes = [((h, w, 3), (h, w)) for w, h in sizes]
         offsets, pos = [], 0
-        for (img, msk) in self.shapes:
+        for img, _mask in self.shapes:
             offsets.append(pos)
             pos += img[0] * img[1] * 4  # 3 bytes image + 1 byte mask per pixel
         self.offsets = offsets

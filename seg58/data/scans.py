@@ -1,7 +1,8 @@
 """A scan's pixels for native-resolution prediction, decoded once and never as floats: an
 uncompressed TIFF is read from the file a band of rows at a time (never held whole), another
 TIFF is read once with tifffile, anything else once with PIL (then held as uint8 HxWx3, ~730 MB
-for 244 MP, after a peak of ~2.3 times that while PIL holds its own 4-byte pixels). Whatever the file holds (grey, RGBA, 16-bit), slicing gives uint8 RGB."""
+for 244 MP, after a peak of ~2.3 times that while PIL holds its own 4-byte pixels). Whatever the file
+holds (grey, RGBA, 16-bit), slicing gives uint8 RGB."""
 
 from __future__ import annotations
 

@@ -10,7 +10,6 @@ from seg58.base.choices import SplitKind
 from seg58.base.errors import DataError
 from seg58.data.folder import Sample
 
-
 ALL_FOLDS = "all"  # data.split_holdout=all: every fold in turn (a cross-validation)
 
 

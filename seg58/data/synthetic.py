@@ -204,9 +204,9 @@ def render(rng: np.random.Generator, h: int, w: int, classes: list[int],
     for cls in classes:
         mask[_damage(rng, img, cls)] = cls
     if rng.random() < 0.5:  # ARTeFACT "background": scanner bed around the object
-        t, b, l, r = (int(v) for v in rng.integers(0, max(2, min(h, w) // 8), 4))
+        top, bottom, left, right = (int(v) for v in rng.integers(0, max(2, min(h, w) // 8), 4))
         border = np.ones((h, w), bool)
-        border[t:h - b, l:w - r] = False
+        border[top:h - bottom, left:w - right] = False
         img[border] = 0.08
         mask[border] = IGNORE_INDEX
     return (img.clip(0, 1) * 255).astype(np.uint8), mask
