@@ -21,8 +21,8 @@ import time
 from hydra import compose, initialize_config_dir
 
 from seg58.base.classes import CLASS_NAMES, RARE_CLASSES, metric_key
-from seg58.build.schema import config_dir
 from seg58.commands.train import train
+from seg58.config.schema import config_dir
 
 SAMPLERS = ("random", "class_balanced")
 RARE_KEYS = [metric_key(CLASS_NAMES[c]) for c in RARE_CLASSES]

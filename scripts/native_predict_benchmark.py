@@ -77,8 +77,8 @@ def checkpoint(path: Path) -> None:
     import torch
     from hydra import compose, initialize_config_dir
 
-    from seg58.build import factory
-    from seg58.build.schema import config_dir
+    from seg58.config import factory
+    from seg58.config.schema import config_dir
 
     with initialize_config_dir(config_dir(), version_base="1.3"):
         cfg = compose("config", overrides=["experiment=smoke"])

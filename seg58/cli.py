@@ -57,7 +57,7 @@ PLAIN_COMMANDS = ("report", "rerun", "status", "collect", "dashboard", "import-a
 
 def main() -> None:
     """`seg58 [--debug] [COMMAND] [args]`: training by default; see the tuples above for the others."""
-    from seg58.build.user_errors import DEBUG_ENV, USER_ERROR_EXIT, debug_enabled, run_plain_command
+    from seg58.config.user_errors import DEBUG_ENV, USER_ERROR_EXIT, debug_enabled, run_plain_command
 
     if "--debug" in sys.argv[1:]:  # tracebacks for user errors too (also SEG58_DEBUG=1)
         sys.argv.remove("--debug")

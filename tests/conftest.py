@@ -156,7 +156,7 @@ def make(*overrides: str, hydra: bool = False):
     """seg58's config composed as the CLI composes it (with the hydra node when asked)."""
     from hydra import compose, initialize_config_dir
 
-    from seg58.build.schema import config_dir
+    from seg58.config.schema import config_dir
 
     with initialize_config_dir(config_dir(), version_base="1.3"):
         return compose("config", overrides=list(overrides), return_hydra_config=hydra)

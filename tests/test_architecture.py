@@ -44,7 +44,7 @@ def test_every_import_contract_is_kept():
     ("seg58/engine/checkpoints.py", "def _peek():\n    from seg58.engine import trainer\n    return trainer\n",
      "no import cycles"),
     # the generic sweeper importing the segmentation side
-    ("seg58/sweep/pool.py", "def _peek():\n    from seg58.build import factory\n    return factory\n",
+    ("seg58/sweep/pool.py", "def _peek():\n    from seg58.config import factory\n    return factory\n",
      "the sweep layer is generic"),
 ])
 def test_a_wrong_import_breaks_its_contract(tmp_path, module, line, contract):

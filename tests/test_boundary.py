@@ -38,7 +38,7 @@ def test_core_modules_import_no_edge_framework():
 
 def test_the_probe_sees_an_edge_module():
     """The edge side (config -> objects) does import Hydra: the probe can fail."""
-    assert frameworks_imported_by(["seg58.build.factory"]) == ["hydra", "omegaconf"]
+    assert frameworks_imported_by(["seg58.config.factory"]) == ["hydra", "omegaconf"]
 
 
 def test_hydra_imports_the_plugin_without_heavy_frameworks():

@@ -1,5 +1,5 @@
 """Errors that mean "bad input", not "bug", all of them here: every command reports them as one
-message naming the culprit (seg58/build/user_errors.py turns them into a non-zero exit).
+message naming the culprit (seg58/config/user_errors.py turns them into a non-zero exit).
 
 Plain Python (no Hydra, no MLflow) so the core can raise them."""
 

@@ -16,13 +16,13 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from seg58.build.schema import config_dir
-from seg58.build.user_errors import reported_as_user_errors
+from seg58.config.schema import config_dir
+from seg58.config.user_errors import reported_as_user_errors
 
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
 def app(cfg: DictConfig) -> None:
-    from seg58.build.config_checks import check_config
+    from seg58.config.config_checks import check_config
 
     with reported_as_user_errors():
         check_config(cfg)
@@ -61,7 +61,7 @@ def run_bench(cfg: DictConfig, tracker=None) -> dict[str, Any]:
     import psutil
     import torch
 
-    from seg58.build import factory
+    from seg58.config import factory
     from seg58.engine.benchmark import compute_only, data_only, rss, sync, worker_memory
     from seg58.engine.runtime import available_cpus
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from seg58.build.schema import config_dir
-from seg58.build.user_errors import reported_as_user_errors
+from seg58.config.schema import config_dir
+from seg58.config.user_errors import reported_as_user_errors
 
 # Hydra settings of this command: no output folder, log to stdout
 HYDRA_ARGS = ["hydra.output_subdir=null", "hydra.run.dir=.", "hydra/job_logging=stdout", "hydra/hydra_logging=none"]
@@ -17,7 +17,7 @@ HYDRA_ARGS = ["hydra.output_subdir=null", "hydra.run.dir=.", "hydra/job_logging=
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
 def app(cfg: DictConfig) -> None:
-    from seg58.build import factory
+    from seg58.config import factory
     from seg58.data.dataset_check import check_dataset
 
     d = cfg.data

@@ -30,8 +30,8 @@ log = logging.getLogger("seg58")
 def cross_validate(cfg: DictConfig, run_dir: Path, tags: dict[str, str], metrics: list[str],
                    directions: list[str], train: Callable[..., dict[str, Any]], trial: Any = None) -> dict[str, Any]:
     """`train(cfg, run_dir, tags)` runs one fold (seg58/commands/train.py's train)."""
-    from seg58.build import factory
-    from seg58.build.config_checks import check_config
+    from seg58.config import factory
+    from seg58.config.config_checks import check_config
 
     key = "data.split_holdout"
     check_config(cfg)

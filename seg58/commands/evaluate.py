@@ -9,13 +9,13 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from seg58.build.schema import config_dir
-from seg58.build.user_errors import reported_as_user_errors
+from seg58.config.schema import config_dir
+from seg58.config.user_errors import reported_as_user_errors
 
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
 def app(cfg: DictConfig) -> None:
-    from seg58.build.config_checks import check_config
+    from seg58.config.config_checks import check_config
 
     with reported_as_user_errors():
         check_config(cfg)
@@ -31,7 +31,7 @@ def eval_scope(cfg: DictConfig) -> str:
 
 
 def run_evaluate(cfg: DictConfig, explicit: list[str]) -> dict[str, Any]:
-    from seg58.build import factory
+    from seg58.config import factory
     from seg58.engine.inference import evaluate
     from seg58.engine.runtime import resolve_device
     from seg58.tracking.run_source import warn_if_data_changed, with_run

@@ -14,15 +14,15 @@ from omegaconf import DictConfig
 
 from seg58.base.classes import CLASS_NAMES, metric_key
 from seg58.base.errors import ConfigError
-from seg58.build.schema import config_dir
-from seg58.build.user_errors import reported_as_user_errors
+from seg58.config.schema import config_dir
+from seg58.config.user_errors import reported_as_user_errors
 
 log = logging.getLogger(__name__)
 
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
 def app(cfg: DictConfig) -> None:
-    from seg58.build.config_checks import config_problems
+    from seg58.config.config_checks import config_problems
 
     with reported_as_user_errors():
         problems = [p for p in config_problems(cfg) if not p.startswith("data.root=")]  # no data is read
@@ -36,7 +36,7 @@ def app(cfg: DictConfig) -> None:
 def run_export(cfg: Any, explicit: list[str], output_dir: Path) -> dict[str, Any]:
     """`seg58 export infer.run_id=<id> | infer.checkpoint=<best.pt> | infer.model_uri=<uri>`:
     infer.onnx, else <output_dir>/model.onnx, for that run's config (data.img_size, model)."""
-    from seg58.build import factory
+    from seg58.config import factory
     from seg58.engine.checkpoints import load_checkpoint, load_weights
     from seg58.engine.onnx_export import export_onnx, require_onnxruntime
     from seg58.modeling.models import input_stride

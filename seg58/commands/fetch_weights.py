@@ -2,7 +2,7 @@
 with internet (a login node) so that jobs on compute nodes, offline by default
 (paths.hub_offline=true), find every encoder's pretrained weights there.
 
-Each encoder is built exactly as a job builds it (seg58.build.factory.model), with the hub online and
+Each encoder is built exactly as a job builds it (seg58.config.factory.model), with the hub online and
 pointed at <paths.cache_dir>/huggingface/hub: SMP and timm download into the hub's own layout and
 find the files there later, unchanged. Overrides are a job's (comma lists expand as in a sweep)."""
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 
 from seg58.base.errors import ConfigError, Seg58Error, WeightsError
-from seg58.build.weights import fetch_command
+from seg58.config.weights import fetch_command
 from seg58.modeling.hub_weights import (
     default_weights,
     hub_dir,
@@ -41,7 +41,7 @@ def expand(argv: list[str]) -> list[list[str]]:
 def fetch_one(cfg: DictConfig, seen: dict, unreachable: BaseException | None) -> str:
     """Cache one config's encoder weights; the line that says what was fetched, and where.
     `unreachable`: why the hub cannot be reached (None: it can)."""
-    from seg58.build import factory
+    from seg58.config import factory
 
     name = cfg.encoder.name
     weights = cfg.encoder.weights if cfg.encoder.weights is not None else default_weights(name)
@@ -79,7 +79,7 @@ def main(argv: list[str]) -> int:
         return 0
     from hydra import compose, initialize_config_dir
 
-    from seg58.build.schema import config_dir
+    from seg58.config.schema import config_dir
 
     unreachable = hub_unreachable()
     seen: dict = {}

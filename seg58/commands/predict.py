@@ -11,14 +11,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from seg58.base.errors import DataError
-from seg58.build.schema import config_dir
-from seg58.build.user_errors import reported_as_user_errors
+from seg58.config.schema import config_dir
+from seg58.config.user_errors import reported_as_user_errors
 
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
 def app(cfg: DictConfig) -> None:
-    from seg58.build import factory
-    from seg58.build.config_checks import check_config
+    from seg58.config import factory
+    from seg58.config.config_checks import check_config
 
     with reported_as_user_errors():
         check_config(cfg)
@@ -30,7 +30,7 @@ def app(cfg: DictConfig) -> None:
 
 
 def run_predict(cfg: DictConfig, explicit: list[str]) -> list[Path]:
-    from seg58.build import factory
+    from seg58.config import factory
     from seg58.data.folder import IMAGE_SUFFIXES, fitted_size
     from seg58.engine.inference import write_prediction, write_uncertainty
     from seg58.engine.runtime import resolve_device

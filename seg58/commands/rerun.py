@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from omegaconf import OmegaConf
 
     from seg58.base.errors import UsageError
-    from seg58.build.schema import config_dir
+    from seg58.config.schema import config_dir
     from seg58.tracking.store import existing_store, get_run
 
     client = existing_store(args.tracking_uri)
@@ -62,7 +62,7 @@ def _warn_if_data_changed(client: Any, run_id: str, cfg: Any) -> str | None:
     """Before a rerun starts: does today's data still match the run's digest? A warning, not an
     error (a rerun on fixed or grown data is legitimate); missing data is the rerun's to report."""
     from seg58.base.errors import Seg58Error
-    from seg58.build import factory
+    from seg58.config import factory
     from seg58.tracking.lineage import data_change_warning
 
     try:

@@ -25,7 +25,7 @@ class SegmentationSweepHooks(SweepHooks):
 
         if cfg.data.split_holdout != ALL_FOLDS or cfg.data.split == "random":
             return None
-        from seg58.build.factory import fold_values
+        from seg58.config.factory import fold_values
 
         try:
             return fold_values(cfg) or None
@@ -42,7 +42,7 @@ class SegmentationSweepHooks(SweepHooks):
         return f"python -m seg58 -m launcher={choice or 'local'}"
 
     def cell_problems(self, cfg: Any) -> list[str]:
-        from seg58.build.config_checks import config_problems
+        from seg58.config.config_checks import config_problems
 
         return config_problems(cfg)
 

@@ -2,7 +2,7 @@
 (validate, build data/model/trainer, fit, track), and the same as each cell of a sweep.
 
 Hydra-specific context (output folder, group choices) is read here and handed on as plain
-values; objects are built by seg58.build.factory, like every other command's."""
+values; objects are built by seg58.config.factory, like every other command's."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ from seg58.base.names import (
     SWEEP_PARENT_TAG,
     VISUALS_DIR,
 )
-from seg58.build.schema import config_dir
-from seg58.build.user_errors import reported_as_user_errors
+from seg58.config.schema import config_dir
+from seg58.config.user_errors import reported_as_user_errors
 from seg58.data.splits import ALL_FOLDS
 from seg58.sweep.study import StudySpec, objective_of
 
@@ -147,8 +147,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
     `callbacks` (engine Callbacks) run first (a search trial's reporter may stop the run before
     it is logged as finished); the summary holds the per-epoch history."""
     from seg58.base.errors import DataError
-    from seg58.build import factory
-    from seg58.build.config_checks import check_config
+    from seg58.config import factory
+    from seg58.config.config_checks import check_config
     from seg58.engine.hooks import BestEpochPerImage, CostMeter, EarlyStopping
     from seg58.engine.runtime import autocast_dtype, available_cpus, precision_name
 

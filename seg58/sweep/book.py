@@ -18,7 +18,7 @@ from hydra.core.utils import JobReturn
 
 from seg58.base.errors import ConfigError, UsageError
 from seg58.base.names import CONCURRENT_JOBS_ENV, SUMMARY_FILE
-from seg58.build.user_errors import UserFacingError
+from seg58.config.user_errors import UserFacingError
 from seg58.sweep.cells import cell_of, format_cell, format_summary
 from seg58.sweep.checks import CellComposer, problems_of
 from seg58.sweep.folds import cv_table, format_cv

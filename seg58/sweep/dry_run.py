@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from seg58.base.errors import ConfigError
-from seg58.build.user_errors import UserFacingError
+from seg58.config.user_errors import UserFacingError
 from seg58.sweep.checks import with_progress
 
 SHOWN = 10  # cells listed in full

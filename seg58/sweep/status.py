@@ -15,7 +15,7 @@ from typing import Any
 
 from seg58.base.errors import UsageError
 from seg58.base.names import DRIVER_FILE, SUMMARY_FILE
-from seg58.build.user_errors import UserFacingError
+from seg58.config.user_errors import UserFacingError
 from seg58.sweep.book import LIVE_STATES, OK_STATES, SweepBook
 from seg58.sweep.cells import duration
 from seg58.sweep.detach import load_driver

@@ -28,7 +28,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from seg58.base.errors import ConfigError
 from seg58.base.job_credentials import load_job_credentials
-from seg58.build.user_errors import reported_as_user_errors
+from seg58.config.user_errors import reported_as_user_errors
 from seg58.sweep.book import OK_STATES, SweepBook, sweep_kind, unfinished_cells, use_sweep_dir
 from seg58.sweep.checks import CellComposer
 from seg58.sweep.folds import ALL, expand_folds

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "model"  # runs:/<run id>/model
 ALIAS = "champion"  # models:/<name>@champion: the latest registered best
-# What inference imports (seg58.build.factory -> seg58.engine.inference, SMP/timm models, the config), pinned to the
+# What inference imports (seg58.config.factory -> seg58.engine.inference, SMP/timm models, the config), pinned to the
 # versions that trained the run; MLflow adds mlflow itself. seg58 travels as code, not as a package.
 INFERENCE_PACKAGES = ("torch", "torchvision", "segmentation-models-pytorch", "timm", "huggingface-hub",
                       "hydra-core", "omegaconf", "albumentations", "numpy", "pillow", "tqdm")
@@ -77,14 +77,14 @@ def predict_masks(predictor: Any, images: np.ndarray, resolution: int | None, ma
 
 
 class Seg58Model(mlflow.pyfunc.PythonModel):
-    """The pyfunc model: rebuilt from its artifacts (config + best.pt) through seg58.build.factory.
+    """The pyfunc model: rebuilt from its artifacts (config + best.pt) through seg58.config.factory.
     Logged as a model from code (seg58/tracking/model_code.py), with the seg58 package as its code."""
 
     def load_context(self, context: Any) -> None:
         from omegaconf import OmegaConf
 
-        from seg58.build import factory
-        from seg58.build.schema import Seg58Conf
+        from seg58.config import factory
+        from seg58.config.schema import Seg58Conf
         from seg58.engine.runtime import resolve_device
 
         cfg = OmegaConf.merge(OmegaConf.structured(Seg58Conf), OmegaConf.load(context.artifacts["config"]))

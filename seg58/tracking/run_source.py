@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seg58.base.errors import CheckpointError
 from seg58.base.names import BEST_CHECKPOINT, CHECKPOINT_DIR
-from seg58.build import factory
+from seg58.config import factory
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def with_run(cfg: DictConfig, explicit: list[str]) -> tuple[DictConfig, Path]:
     from omegaconf.errors import OmegaConfBaseException
 
     from seg58.base.errors import ConfigError
-    from seg58.build.schema import Seg58Conf
+    from seg58.config.schema import Seg58Conf
 
     try:  # typed like a composed config; keys added since the run get today's defaults
         merged = OmegaConf.merge(OmegaConf.structured(Seg58Conf), logged,

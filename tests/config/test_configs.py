@@ -12,9 +12,9 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-import seg58.build.schema  # noqa: F401 (registers the structured schema)
-from seg58.build.config_checks import config_problems
-from seg58.build.schema import config_dir
+import seg58.config.schema  # noqa: F401 (registers the structured schema)
+from seg58.config.config_checks import config_problems
+from seg58.config.schema import config_dir
 from seg58.modeling.models import build_model
 
 CONF = Path(config_dir())
@@ -201,7 +201,7 @@ def _restated(raw: dict, schema: type, prefix: str) -> list[str]:
 
 @pytest.mark.parametrize("group", sorted(SCHEMAS))
 def test_group_files_do_not_restate_schema_defaults(group):
-    import seg58.build.schema as schema
+    import seg58.config.schema as schema
 
     restated = {}
     for path in sorted((CONF / group).glob("*.yaml")):
@@ -210,11 +210,11 @@ def test_group_files_do_not_restate_schema_defaults(group):
         found = _restated(raw, getattr(schema, SCHEMAS[group]), f"{group}.")
         if found:
             restated[path.name] = found
-    assert restated == {}, f"the schema (seg58/build/schema.py) already sets these: {restated}"
+    assert restated == {}, f"the schema (seg58/config/schema.py) already sets these: {restated}"
 
 
 def test_the_restatement_check_finds_a_restated_default():
-    import seg58.build.schema as schema
+    import seg58.config.schema as schema
 
     assert _restated({"epochs": 15, "batch_size": 4}, schema.TrainerConf, "trainer.") == ["trainer.epochs=15"]
     assert _restated({"synthetic": {"size": 160}}, schema.DataConf, "data.") == ["data.synthetic.size=160"]

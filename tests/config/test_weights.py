@@ -19,14 +19,14 @@ from hydra import compose, initialize_config_dir
 from safetensors.torch import save
 from segmentation_models_pytorch.encoders import get_encoder
 
-import seg58.build.schema  # noqa: F401 (registers the structured schema)
+import seg58.config.schema  # noqa: F401 (registers the structured schema)
 from seg58.base.errors import WeightsError
-from seg58.build import factory
-from seg58.build.config_checks import config_problems, weights_problems
-from seg58.build.schema import config_dir
-from seg58.build.weights import fetch_command
 from seg58.commands.fetch_weights import expand
 from seg58.commands.fetch_weights import main as fetch_main
+from seg58.config import factory
+from seg58.config.config_checks import config_problems, weights_problems
+from seg58.config.schema import config_dir
+from seg58.config.weights import fetch_command
 from seg58.modeling.hub_weights import hf_cache_dir, hub_cache, weight_source
 
 TINY_REPO = "timm/test_resnet.r160_in1k"  # timm's default pretrained cfg of test_resnet (encoder=tiny)

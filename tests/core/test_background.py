@@ -11,8 +11,8 @@ import segmentation_models_pytorch as smp
 import torch
 from conftest import make, mlflow_runs
 
-from seg58.build import factory
-from seg58.build.config_checks import config_problems
+from seg58.config import factory
+from seg58.config.config_checks import config_problems
 from seg58.engine.evaluator import SegmentationEvaluator
 from seg58.engine.inference import Predictor, to_tensor
 from seg58.modeling.hierarchy import HierarchicalLoss, fine_labels

@@ -103,9 +103,9 @@ def checkpoint(tmp_path):
     """An untrained smoke model's checkpoint: calibration needs probabilities, not a good model."""
     from hydra import compose, initialize_config_dir
 
-    import seg58.build.schema  # noqa: F401 (registers the structured schema)
-    from seg58.build import factory
-    from seg58.build.schema import config_dir
+    import seg58.config.schema  # noqa: F401 (registers the structured schema)
+    from seg58.config import factory
+    from seg58.config.schema import config_dir
 
     with initialize_config_dir(config_dir(), version_base="1.3"):
         cfg = compose("config", overrides=SMOKE)

@@ -8,8 +8,8 @@ import torch
 from conftest import make, mlflow_runs
 
 from seg58.base.classes import CLASS_NAMES
-from seg58.build import factory
-from seg58.build.config_checks import config_problems
+from seg58.config import factory
+from seg58.config.config_checks import config_problems
 from seg58.engine.evaluator import SegmentationEvaluator
 from seg58.modeling.hierarchy import HierarchicalLoss, targets
 from seg58.modeling.models import build_model

@@ -12,8 +12,8 @@ from hydra.errors import ConfigCompositionException
 from torch.utils.data import WeightedRandomSampler
 
 from seg58.base.classes import RARE_CLASSES
-from seg58.build import factory
-from seg58.build.config_checks import config_problems
+from seg58.config import factory
+from seg58.config.config_checks import config_problems
 from seg58.data.folder import scan_folder
 from seg58.data.sampling import classes_present, draw_shares, image_weights, masks_on_disk
 from seg58.data.synthetic import ensure_synthetic

@@ -53,7 +53,7 @@ def test_a_config_file_password_leaves_the_composed_config_and_becomes_every_job
     PostgreSQL: tests/tracking/test_credentials.py)."""
     from conftest import make
 
-    from seg58.build.config_secrets import move_config_passwords
+    from seg58.config.config_secrets import move_config_passwords
 
     for key in ("PGPASSWORD", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "OPTUNA_PW"):
         monkeypatch.delenv(key, raising=False)
@@ -75,7 +75,7 @@ def test_a_config_file_password_leaves_the_composed_config_and_becomes_every_job
 
 def test_user_error_messages_are_masked():
     from seg58.base.errors import TrackingError
-    from seg58.build.user_errors import UserFacingError, reported_as_user_errors
+    from seg58.config.user_errors import UserFacingError, reported_as_user_errors
 
     with pytest.raises(UserFacingError, match=r"^store postgresql://u:\*\*\*@db/x is down$"):
         with reported_as_user_errors():

@@ -15,8 +15,8 @@ from PIL import Image
 
 from seg58.base.choices import Tta
 from seg58.base.errors import ConfigError
-from seg58.build import factory
-from seg58.build.config_checks import config_problems
+from seg58.config import factory
+from seg58.config.config_checks import config_problems
 from seg58.data.scans import RowFile, open_scan
 from seg58.engine.inference import TTA_SYMMETRIES, Predictor, to_tensor
 from seg58.engine.tiff_bands import BIGTIFF_ABOVE, TiffBands

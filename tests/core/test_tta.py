@@ -100,9 +100,9 @@ def test_tta_is_a_config_choice_wired_into_the_predictor(tmp_path):
     from hydra import compose, initialize_config_dir
     from hydra.errors import ConfigCompositionException
 
-    import seg58.build.schema  # noqa: F401 (registers the structured schema)
-    from seg58.build import factory
-    from seg58.build.schema import config_dir
+    import seg58.config.schema  # noqa: F401 (registers the structured schema)
+    from seg58.config import factory
+    from seg58.config.schema import config_dir
 
     with initialize_config_dir(config_dir(), version_base="1.3"):
         cfg = compose("config", overrides=["experiment=smoke", "infer.tta=d4", "infer.mode=slide"])

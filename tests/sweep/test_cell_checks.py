@@ -10,8 +10,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf, open_dict
 
-from seg58.build.config_checks import config_problems
-from seg58.build.schema import config_dir
+from seg58.config.config_checks import config_problems
+from seg58.config.schema import config_dir
 from seg58.sweep.checks import CellComposer
 
 

@@ -37,7 +37,7 @@ def composed(*overrides: str):
     """The config `seg58 evaluate/predict <overrides>` would run with (in this process: no CLI start-up)."""
     from hydra import compose, initialize_config_dir
 
-    from seg58.build.schema import config_dir
+    from seg58.config.schema import config_dir
 
     with initialize_config_dir(config_dir(), version_base="1.3"):
         return compose("config", overrides=list(overrides))

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from seg58.base.choices import InferSplit, Resolution
 from seg58.base.errors import ConfigError
 from seg58.base.names import CHECKPOINT_DIR
-from seg58.build.weights import fetch_command
+from seg58.config.weights import fetch_command
 from seg58.data.build import DataSplits, build_splits, resolve_root
 from seg58.data.folder import Sample, scan_folder
 from seg58.data.lineage import Lineage, content_digest, dataset_lineage

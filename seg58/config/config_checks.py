@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from seg58.base.choices import Resolution
 from seg58.base.classes import CLASS_NAMES, NUM_CLASSES
 from seg58.base.errors import ConfigError
-from seg58.build.weights import weights_problems
+from seg58.config.weights import weights_problems
 from seg58.data.splits import ALL_FOLDS, GROUP_SPLITS
 from seg58.modeling.models import compatibility_problems
 
@@ -85,7 +85,7 @@ def _fold_problems(cfg: DictConfig) -> list[str]:
 
 def config_problems(cfg: DictConfig) -> list[str]:
     """Every problem found, each naming its key; empty when the config can run. Types and
-    fixed value sets (enums) are the schema's job (seg58/build/schema.py): refused at composition."""
+    fixed value sets (enums) are the schema's job (seg58/config/schema.py): refused at composition."""
     problems = compatibility_problems(cfg.model.arch, cfg.encoder.name, cfg.data.img_size)
     problems += _positive(cfg, "data.img_size", "trainer.epochs", "trainer.batch_size",
                           "optim.lr", "trainer.limit_train_batches", "trainer.limit_val_batches",

@@ -18,7 +18,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, flag_override
 
 from seg58.base.secrets import has_password, move_passwords
-from seg58.build.user_errors import UserFacingError
+from seg58.config.user_errors import UserFacingError
 
 PLAIN_VALUE = re.compile(r"[\w./:@+%~-]*")  # an override value Hydra's grammar reads as it is
 DERIVED = ("hydra.job.", "hydra.runtime.", "hydra.overrides.")  # made from the command line, cleaned already

@@ -9,7 +9,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from seg58.build.schema import config_dir
+from seg58.config.schema import config_dir
 from seg58.modeling.hub_weights import (
     default_weights,
     is_local_file,
