@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 # fixtures shared across folders and defined once (the SLURM cluster is one per session)
-pytest_plugins = ["cluster_fixtures"]
+pytest_plugins = ["cluster_fixtures", "trained"]
 REPO = Path(__file__).resolve().parents[1]
 # A search with deterministic outcomes from real Optuna parts: BruteForceSampler tries every
 # combination once; ThresholdPruner(lower=1.1) prunes every trial once it is past its warm-up
@@ -28,7 +28,7 @@ PRUNING_SEARCH = [
     "trainer.epochs=choice(1,3)",
 ]
 # Tests that start a real `python -m seg58` or `mlflow server` process are the slow tier.
-SLOW_FIXTURES = {"cli", "mlflow_server"}
+SLOW_FIXTURES = {"cli", "cli_process", "mlflow_server", "smoke_run", "smoke_sweep"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -48,21 +48,32 @@ def tracking_uri(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
+def _cli_env(tmp_path: Path, cache_dir: Path, env: dict[str, str] | None) -> dict[str, str]:
+    return {"SEG58_CACHE_DIR": str(cache_dir), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "PYTHONUNBUFFERED": "1", **(env or {})}
+
+
 @pytest.fixture
 def cli(tmp_path, cache_dir):
-    """Run `python -m seg58 ...` in tmp_path, like a user would; returns CompletedProcess."""
+    """`seg58 ...` in tmp_path, like a user would, but inside this process (tests/inproc.py: the
+    same entry point without an interpreter start); returns a CompletedProcess."""
+    from inproc import run_seg58
 
     def run(*args: str, timeout: float = 300, env: dict[str, str] | None = None):
-        full_env = {
-            **os.environ,
-            "SEG58_CACHE_DIR": str(cache_dir),
-            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-            "PYTHONUNBUFFERED": "1",
-            **(env or {}),
-        }
+        return run_seg58(list(args), tmp_path, _cli_env(tmp_path, cache_dir, env))
+
+    return run
+
+
+@pytest.fixture
+def cli_process(tmp_path, cache_dir):
+    """Run `python -m seg58 ...` in tmp_path as its own process; returns CompletedProcess. For what
+    only a real process shows: its start-up, its exit code as a shell sees it, its own output."""
+
+    def run(*args: str, timeout: float = 300, env: dict[str, str] | None = None):
         return subprocess.run(
-            [sys.executable, "-m", "seg58", *args],
-            cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=timeout,
+            [sys.executable, "-m", "seg58", *args], cwd=tmp_path,
+            env={**os.environ, **_cli_env(tmp_path, cache_dir, env)}, capture_output=True, text=True, timeout=timeout,
         )
 
     return run

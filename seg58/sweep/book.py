@@ -112,10 +112,10 @@ class SweepBook:
               parent: str | None = None) -> None:
         """Tell local jobs how many share the CPUs, open the tracking parent run (or reuse
         `parent` when a sweep is resumed)."""
-        from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher
-
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        if isinstance(self.launcher, LocalLauncher):  # subprocesses on this machine, side by side
+        # subprocesses on this machine, side by side. Asked of the launcher rather than by isinstance:
+        # Hydra's plugin scan may load the launcher's module a second time (another class object).
+        if getattr(self.launcher, "_EXECUTOR", None) == "local":
             os.environ[CONCURRENT_JOBS_ENV] = str(concurrent_jobs)
         self.rate_window = max(1, concurrent_jobs)  # like hydra-optuna-sweeper's rate over a batch
         self.tracking, self.parent = self.hooks.open_sweep(self.base or self.config, self.sweep_dir, arguments,

@@ -1,4 +1,6 @@
-"""End to end through the real command line, a real SQLite MLflow store and real SMP models."""
+"""End to end through the real command line, a real SQLite MLflow store and real SMP models. The
+`cli` fixture runs seg58's entry point inside the test process; the two canaries here start real
+`python -m seg58` processes, so the interpreter's start-up and its exit codes are checked too."""
 
 from __future__ import annotations
 
@@ -11,46 +13,43 @@ from mlflow.tracking import MlflowClient
 SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
 
 
-def test_single_run_logs_params_metrics_tags_and_artifacts(cli, tmp_path):
-    res = cli(*SMOKE, "trainer.epochs=3", "optim.lr=3e-3")
-    assert res.returncode == 0, res.stderr[-3000:]
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    runs = mlflow_runs(uri, "smoke")
+def test_single_run_logs_params_metrics_tags_and_artifacts(smoke_run):
+    """The suite's shared run (tests/trained.py), trained by a real `python -m seg58` process."""
+    runs = mlflow_runs(smoke_run.uri, "smoke")
     assert len(runs) == 1
     run = runs[0]
     assert run.info.status == "FINISHED"
     p = run.data.params
     assert p["model.arch"] == "Unet" and p["encoder.name"] == "tu-test_resnet"
     assert p["optim.lr"] == "0.003" and p["optim.scheduler.max_lr"] == "0.003"
-    assert p["trainer.epochs"] == "3" and p["data.img_size"] == "64"
+    assert p["trainer.epochs"] == "2" and p["data.img_size"] == "64"
     t = run.data.tags
     assert (t["model"], t["encoder"], t["data"], t["experiment"]) == ("unet", "tiny", "synthetic", "smoke")
     assert "optim.lr=3e-3" in t["overrides"]
     assert "mlflow.parentRunId" not in t  # single runs stay flat
-    client = MlflowClient(uri)
+    client = MlflowClient(smoke_run.uri)
     for key in ("train/loss", "val/loss", "val/miou", "val/pixel_acc", "lr", "val/iou/clean",
                 "perf/train_imgs_per_s", "perf/step_imgs_per_s", "perf/epoch_time_s",
                 "perf/peak_mem_mb"):
         history = client.get_metric_history(run.info.run_id, key)
-        assert sorted(m.step for m in history) == [0, 1, 2], key
+        assert sorted(m.step for m in history) == [0, 1], key
     assert "best/val_miou" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {".hydra", "checkpoints"} <= artifacts
     hydra_files = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, ".hydra")}
     assert {"config.yaml", "overrides.yaml", "hydra.yaml"} <= hydra_files
     # the run's output folder holds the checkpoints, and nothing generated leaks into the cwd
-    outputs = list((tmp_path / "outputs").glob("*/*/checkpoints/last.pt"))
+    outputs = list((smoke_run.root / "outputs").glob("*/*/checkpoints/last.pt"))
     assert len(outputs) == 1
-    assert "epoch 3/3" in res.stderr + res.stdout
+    assert "epoch 2/2" in smoke_run.output
+    assert {p.name for p in smoke_run.root.iterdir()} <= {"mlartifacts", "mlflow.db", "mlflow.db.lock", "outputs"}
 
 
-def test_sweep_over_two_encoders_gives_two_runs(cli, tmp_path):
-    res = cli("-m", *SMOKE, "encoder.name=tu-test_resnet,tu-test_convnext")
-    assert res.returncode == 0, res.stderr[-3000:]
-    runs = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke")
+def test_sweep_over_two_encoders_gives_two_runs(smoke_sweep):
+    runs = mlflow_runs(smoke_sweep.uri, "smoke")
     assert sorted(r.data.params["encoder.name"] for r in runs) == ["tu-test_convnext", "tu-test_resnet"]
     assert all(r.info.status == "FINISHED" for r in runs)
-    assert len(list((tmp_path / "multirun").glob("*/*/[01]/.hydra/config.yaml"))) == 2
+    assert len(list(smoke_sweep.sweep_dir.glob("[01]/.hydra/config.yaml"))) == 2
 
 
 def test_parallel_local_sweep_on_a_new_store_does_not_race(cli, tmp_path):
@@ -86,6 +85,14 @@ def test_bad_config_fails_early_with_a_clear_message(cli, tmp_path, args, expect
     assert "Traceback" not in out  # a user error, reported as such, not as a crash
     # nothing was trained or tracked
     assert mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "errors") == []
+    assert not list(tmp_path.rglob("last.pt"))
+
+
+def test_a_refusal_in_a_real_process_exits_2_in_one_message(cli_process, tmp_path):
+    res = cli_process("-m", "trainer.epoch=3", "tracking.experiment_name=errors")
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "trainer.epoch" in res.stderr and "Traceback" not in res.stderr + res.stdout
+    assert "HYDRA_FULL_ERROR" not in res.stderr + res.stdout  # a refusal, not a crash
     assert not list(tmp_path.rglob("last.pt"))
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import mlflow_runs
+from trained import writable_copy
 
 from seg58.base.errors import ExportError
 from seg58.engine.onnx_export import export_onnx
@@ -85,9 +86,8 @@ def test_disagreement_beyond_tolerance_is_an_error_with_the_report_written(tmp_p
     assert json.loads((tmp_path / "m.json").read_text())["ok"] is False
 
 
-def test_export_command_for_a_checkpoint_and_a_run(cli, tmp_path):
-    res = cli(*SMOKE, "tracking.experiment_name=exp")
-    assert res.returncode == 0, res.stderr[-2000:]
+def test_export_command_for_a_checkpoint_and_a_run(cli, tmp_path, smoke_run):
+    writable_copy(smoke_run, tmp_path)  # the suite's shared run; export writes into its folder
     (best,) = tmp_path.glob("outputs/*/*/checkpoints/best.pt")
     res = cli("export", *SMOKE, f"infer.checkpoint={best}", f"infer.onnx={tmp_path / 'onnx' / 'smoke.onnx'}")
     assert res.returncode == 0, res.stderr[-2000:]
@@ -99,7 +99,7 @@ def test_export_command_for_a_checkpoint_and_a_run(cli, tmp_path):
     net.load_state_dict(torch.load(best, weights_only=True)["model"])
     assert _max_diff(tmp_path / "onnx" / "smoke.onnx", net, torch.randn(1, 3, 96, 64)) < 1e-3
 
-    (run,) = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "exp")
+    (run,) = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke")
     res = cli("export", f"infer.run_id={run.info.run_id}")  # its config and best.pt from MLflow
     assert res.returncode == 0, res.stderr[-2000:]
     report = json.loads(res.stdout[res.stdout.index("{"):res.stdout.rindex("}") + 1])

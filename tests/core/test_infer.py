@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import mlflow_runs
 from PIL import Image
+from trained import writable_copy
 
 from seg58.engine.inference import Predictor, to_tensor
 
@@ -50,10 +51,10 @@ def test_single_window_equals_whole_for_a_real_model():
 
 
 @pytest.fixture
-def trained(cli, tmp_path):
-    res = cli(*SMOKE, "trainer.epochs=2", "tracking.experiment_name=inf")
-    assert res.returncode == 0, res.stderr[-2000:]
-    (run,) = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "inf")
+def trained(smoke_run, tmp_path):
+    """The suite's shared run (tests/trained.py), copied here: evaluate logs into it."""
+    copy = writable_copy(smoke_run, tmp_path)
+    (run,) = mlflow_runs(copy.uri, "smoke")
     (best,) = tmp_path.glob("outputs/*/*/checkpoints/best.pt")
     return run, best
 

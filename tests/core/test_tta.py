@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import mlflow_runs
+from trained import writable_copy
 
 from seg58.base.choices import Tta
 from seg58.engine.inference import TTA_SYMMETRIES, Predictor, to_tensor
@@ -115,10 +116,8 @@ def test_tta_is_a_config_choice_wired_into_the_predictor(tmp_path):
     assert predictor.tta is Tta.d4 and len(TTA_SYMMETRIES[predictor.tta]) == 8
 
 
-def test_evaluate_logs_tta_metrics_beside_the_plain_ones(cli, tmp_path):
-    res = cli(*SMOKE, "tracking.experiment_name=tta")
-    assert res.returncode == 0, res.stderr[-2000:]
-    (run,) = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "tta")
+def test_evaluate_logs_tta_metrics_beside_the_plain_ones(cli, tmp_path, smoke_run):
+    (run,) = mlflow_runs(writable_copy(smoke_run, tmp_path).uri, "smoke")  # evaluate logs into the run
     results = {}
     for tta in ("none", "d4"):
         res = cli("evaluate", f"infer.run_id={run.info.run_id}", f"infer.tta={tta}")
