@@ -28,7 +28,7 @@ PRUNING_SEARCH = [
     "trainer.epochs=choice(1,3)",
 ]
 # Tests that start a real `python -m seg58` or `mlflow server` process are the slow tier.
-SLOW_FIXTURES = {"cli", "cli_process", "mlflow_server", "smoke_run", "smoke_sweep"}
+SLOW_FIXTURES = {"cli", "cli_process", "mlflow_server", "smoke_run", "smoke_sweep", "server_sweep"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -153,14 +153,14 @@ def stop_mlflow_server(proc: subprocess.Popen, timeout: float = 30) -> None:
     proc.wait(timeout=30)
 
 
-@pytest.fixture
-def mlflow_server(tmp_path):
-    """A real `mlflow server` on 127.0.0.1 with a SQLite backend; yields its URI."""
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """One real `mlflow server` on 127.0.0.1 with a SQLite backend for the session (a start costs
+    10-15 s on 2 cores); yields its URI. Tests on it write to experiments of their own."""
     port = free_port()
-    proc = start_mlflow_server(port, tmp_path / "server")
+    proc = start_mlflow_server(port, tmp_path_factory.mktemp("server"))
     yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=30)
+    stop_mlflow_server(proc)
 
 
 def make(*overrides: str, hydra: bool = False):

@@ -23,6 +23,7 @@ import pytest
 SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
 SWEEP_ENCODERS = ["tu-test_resnet", "tu-test_convnext"]  # the shared sweep's cells, in order
 SWEEP_MODEL = "seg58-test"  # the registered model name of the shared sweep's best run
+SERVER_EXPERIMENT = "server-sweep"  # the experiment of the sweep on the session's mlflow server
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ def smoke_sweep(tmp_path_factory, cache_dir) -> Trained:
 
     root = tmp_path_factory.mktemp("smoke_sweep")
     res = run_seg58(["-m", *SMOKE, f"encoder.name={','.join(SWEEP_ENCODERS)}", "trainer.visuals=0",
+                     "data.synthetic.n_images=20",  # >= 3 validation images: bootstrap intervals (report --compare)
                      f"tracking.register={SWEEP_MODEL}"], root, _env(root, cache_dir))
     assert res.returncode == 0, res.stderr[-3000:]
     (summary,) = root.glob("multirun/*/*/sweep_summary.json")
@@ -119,3 +121,19 @@ def smoke_sweep(tmp_path_factory, cache_dir) -> Trained:
     runs = sorted(_training_runs(f"sqlite:///{root / 'mlflow.db'}"),
                   key=lambda r: SWEEP_ENCODERS.index(r.data.params["encoder.name"]))
     return Trained(root, res.stdout + res.stderr, [r.info.run_id for r in runs], summary.parent, parent)
+
+
+@pytest.fixture(scope="session")
+def server_sweep(mlflow_server, tmp_path_factory, cache_dir) -> Trained:
+    """The same 2-cell grid over the encoder, tracked by the session's `mlflow server` (experiment
+    `server-sweep`): for what only a server shows (its UI, runs read back over HTTP)."""
+    from inproc import run_seg58
+
+    root = tmp_path_factory.mktemp("server_sweep")
+    res = run_seg58(["-m", *SMOKE, f"encoder.name={','.join(SWEEP_ENCODERS)}",
+                     f"tracking.experiment_name={SERVER_EXPERIMENT}"],
+                    root, {**_env(root, cache_dir), "MLFLOW_TRACKING_URI": mlflow_server})
+    assert res.returncode == 0, res.stderr[-3000:]
+    (summary,) = root.glob("multirun/*/*/sweep_summary.json")
+    return Trained(root, res.stdout + res.stderr, [], summary.parent,
+                   json.loads(summary.read_text())["mlflow_parent_run_id"])

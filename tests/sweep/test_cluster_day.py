@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from conftest import mlflow_runs
+from trained import writable_copy
 
 SMOKE = ["experiment=smoke"]
 
@@ -89,10 +90,8 @@ def test_max_failures_cancels_running_local_jobs_and_closes_their_runs(tmp_path,
     assert len(runs) == 2 and all(r.info.status in ("KILLED", "FAILED") for r in runs)  # closed, not RUNNING
 
 
-def test_status_and_collect_of_a_finished_sweep(cli, tmp_path):
-    res = cli("-m", *SMOKE, "optim.lr=1e-3,2e-3")
-    assert res.returncode == 0, res.stderr[-3000:]
-    sweep_dir = summary(tmp_path)["sweep_dir"]
+def test_status_and_collect_of_a_finished_sweep(cli, tmp_path, smoke_sweep):
+    sweep_dir = str(writable_copy(smoke_sweep, tmp_path).sweep_dir)  # the shared sweep; collect writes
     status = cli("status", sweep_dir)
     assert status.returncode == 0, status.stderr
     lines = status.stdout.splitlines()

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import mlflow_runs
 from mlflow.tracking import MlflowClient
+from trained import writable_copy
 
 from seg58.base.errors import UsageError
 from seg58.commands.report import compare
 from seg58.modeling.intervals import load_per_image
 from seg58.tracking.leaderboard import leaderboard, to_csv, to_markdown
 from seg58.tracking.per_image import download_per_image, log_per_image
-
-SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null",
-         "data.synthetic.n_images=20", "tracking.experiment_name=cmp"]
 
 
 def _matrices(seed: int, n: int) -> np.ndarray:
@@ -63,29 +60,27 @@ def test_leaderboard_shows_the_interval_beside_miou_when_a_run_logged_one(tracki
     assert to_csv(rows).splitlines()[0].endswith("run_id,val_miou_ci_low,val_miou_ci_high")
 
 
-@pytest.mark.slow  # two short trainings, one evaluate and four reports through the real CLI
-def test_report_compare_two_training_runs(cli, tmp_path, tracking_uri):
-    for seed in (0, 1):
-        res = cli(*SMOKE, "trainer.epochs=2", f"seed={seed}", f"tracking.run_name=seed{seed}")
-        assert res.returncode == 0, res.stderr[-2000:]
-    a, b = sorted(mlflow_runs(tracking_uri, "cmp"), key=lambda r: r.info.run_name)
-    client = MlflowClient(tracking_uri)
+@pytest.mark.slow  # one evaluate and four reports through the CLI, on the shared sweep's two runs
+def test_report_compare_two_training_runs(cli, tmp_path, smoke_sweep):
+    copy = writable_copy(smoke_sweep, tmp_path)  # evaluate logs into a run
+    client = MlflowClient(copy.uri)
+    a, b = (client.get_run(run_id) for run_id in copy.run_ids)
     for run in (a, b):  # the best epoch's matrices and interval, logged with the run
         m = run.data.metrics
         assert m["best/val_miou_ci_low"] <= m["best/val_miou"] <= m["best/val_miou_ci_high"]
         assert any(k.startswith("val/material/") for k in m) and any(k.startswith("val/content/") for k in m)
         ids, matrices = download_per_image(client, run.info.run_id, "val")
         assert len(ids) == len(matrices) >= 3 and matrices.shape[1:] == (16, 16)
-    (local,) = [p for p in tmp_path.glob("outputs/*/*/per_image/val/per_image_confusion.npz")
+    (local,) = [p for p in copy.sweep_dir.glob("*/per_image/val/per_image_confusion.npz")
                 if (p.parents[2] / "mlflow_run_id").read_text() == a.info.run_id]
     assert load_per_image(local)[0] == download_per_image(client, a.info.run_id, "val")[0]
 
     rep = cli("report", "--compare", a.info.run_id, b.info.run_id)
     assert rep.returncode == 0, rep.stderr[-2000:]
     lines = rep.stdout.strip().splitlines()
-    assert f"seed0 ({a.info.run_id})  mIoU {a.data.metrics['best/val_miou']:.4f} " \
+    assert f"{a.info.run_name} ({a.info.run_id})  mIoU {a.data.metrics['best/val_miou']:.4f} " \
            f"[{a.data.metrics['best/val_miou_ci_low']:.4f}, {a.data.metrics['best/val_miou_ci_high']:.4f}]" in lines[1]
-    assert f"seed1 ({b.info.run_id})  mIoU {b.data.metrics['best/val_miou']:.4f}" in lines[2]
+    assert f"{b.info.run_name} ({b.info.run_id})  mIoU {b.data.metrics['best/val_miou']:.4f}" in lines[2]
     diff = b.data.metrics["best/val_miou"] - a.data.metrics["best/val_miou"]
     assert lines[3].startswith(f"B - A: {diff:+.4f} [")
     assert lines[4].split(" at 95 %")[0] in ("B is better than A", "A is better than B", "not distinguishable")

@@ -11,26 +11,25 @@ import textwrap
 import pytest
 from conftest import mlflow_runs
 from mlflow.tracking import MlflowClient
+from trained import SERVER_EXPERIMENT, writable_copy
 
 SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
 
 
-def test_sweep_is_one_parent_run_with_nested_children_and_a_leaderboard(cli, tmp_path, mlflow_server):
-    res = cli("-m", *SMOKE, "trainer.epochs=2", "encoder.name=tu-test_resnet,tu-test_convnext,tu-test_efficientnet",
-              env={"MLFLOW_TRACKING_URI": mlflow_server})
-    assert res.returncode == 0, res.stderr[-3000:]
+def test_sweep_is_one_parent_run_with_nested_children_and_a_leaderboard(cli, tmp_path, mlflow_server, server_sweep):
+    res = server_sweep  # the shared 2-cell sweep tracked by the session's server (tests/trained.py)
     client = MlflowClient(mlflow_server)
-    runs = mlflow_runs(mlflow_server, "smoke", include_sweeps=True)
+    runs = mlflow_runs(mlflow_server, SERVER_EXPERIMENT, include_sweeps=True)
     (parent,) = [r for r in runs if r.data.tags.get("seg58.sweep") == "true"]
     kids = [r for r in runs if r is not parent]
-    assert len(kids) == 3 and all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in kids)
+    assert len(kids) == 2 and all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in kids)
     assert parent.info.status == "FINISHED" and parent.info.run_name.startswith("sweep ")
-    assert parent.data.params["encoder.name"] == "tu-test_resnet,tu-test_convnext,tu-test_efficientnet"
+    assert parent.data.params["encoder.name"] == "tu-test_resnet,tu-test_convnext"
     # the leaderboard logged to the parent matches the children's own metrics
     board = client.download_artifacts(parent.info.run_id, "report/leaderboard.csv", str(tmp_path))
     rows = list(csv.DictReader(open(board)))
     by_id = {r.info.run_id: r for r in kids}
-    assert len(rows) == 3 and [int(r["rank"]) for r in rows] == [1, 2, 3]
+    assert len(rows) == 2 and [int(r["rank"]) for r in rows] == [1, 2]
     for row in rows:
         kid = by_id[row["run_id"]]
         assert float(row["best_val_miou"]) == pytest.approx(kid.data.metrics["best/val_miou"])
@@ -39,10 +38,10 @@ def test_sweep_is_one_parent_run_with_nested_children_and_a_leaderboard(cli, tmp
     assert parent.data.tags["best.run"] == by_id[rows[0]["run_id"]].info.run_name
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/leaderboard.md", "report/leaderboard.csv", "report/val_miou_curves.png"} <= artifacts
-    assert "| rank | run | overrides" in res.stderr + res.stdout  # printed at the end of the sweep
+    assert "| rank | run | overrides" in res.output  # printed at the end of the sweep
 
     # rebuilt later from MLflow alone, by sweep folder
-    (summary,) = tmp_path.glob("multirun/*/*/sweep_summary.json")
+    summary = res.sweep_dir / "sweep_summary.json"
     assert json.loads(summary.read_text())["mlflow_parent_run_id"] == parent.info.run_id
     rep = cli("report", str(summary.parent), "--no-log", env={"MLFLOW_TRACKING_URI": mlflow_server})
     assert rep.returncode == 0, rep.stderr[-2000:]
@@ -83,14 +82,12 @@ def test_concurrent_writers_lose_nothing(tmp_path, store, request):
         assert sorted(steps) == list(range(200))  # every point there, none twice
 
 
-def test_rerun_of_a_past_run_recomposes_its_config_and_tags_the_source(cli, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    first = cli(*SMOKE, "trainer.epochs=1", "optim.lr=2e-3")
-    assert first.returncode == 0, first.stderr[-2000:]
+def test_rerun_of_a_past_run_recomposes_its_config_and_tags_the_source(cli, tmp_path, smoke_run):
+    uri = writable_copy(smoke_run, tmp_path).uri  # the suite's shared run is the past run
     (source,) = mlflow_runs(uri, "smoke")
     again = cli("rerun", source.info.run_id)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "optim.lr=2e-3" in again.stdout
+    assert "optim.lr=3e-3" in again.stdout
     (new,) = [r for r in mlflow_runs(uri, "smoke") if r.info.run_id != source.info.run_id]
     assert new.data.tags["source_run"] == source.info.run_id
     assert new.info.status == "FINISHED"
@@ -98,14 +95,12 @@ def test_rerun_of_a_past_run_recomposes_its_config_and_tags_the_source(cli, tmp_
     assert {k: new.data.params[k] for k in same} == same  # the identical configuration
 
 
-def test_single_run_logs_visuals_of_the_best_epoch(cli, tmp_path):
-    res = cli(*SMOKE, "trainer.epochs=2", "tracking.experiment_name=vis")
-    assert res.returncode == 0, res.stderr[-2000:]
-    (run,) = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "vis")
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+def test_single_run_logs_visuals_of_the_best_epoch(smoke_run):
+    (run,) = mlflow_runs(smoke_run.uri, "smoke")
+    client = MlflowClient(smoke_run.uri)
     names = {a.path for a in client.list_artifacts(run.info.run_id, "visuals")}
     assert names == {"visuals/per_class_iou.png", "visuals/confusion_matrix.png", "visuals/val_overlays.png"}
     from PIL import Image
 
-    (png,) = tmp_path.glob("outputs/*/*/visuals/val_overlays.png")
+    (png,) = smoke_run.root.glob("outputs/*/*/visuals/val_overlays.png")
     assert Image.open(png).size[0] > 500  # a real picture, not an empty file

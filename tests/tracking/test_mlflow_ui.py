@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import mlflow_runs, wait_for_text
+from trained import SERVER_EXPERIMENT
 
 pytestmark = pytest.mark.ui
 SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
@@ -20,18 +21,16 @@ def printed_links(output: str) -> dict[str, str]:
     return dict(re.findall(r"^\s+(training runs|compare|val/miou curves): (http\S+)$", output, re.M))
 
 
-def test_ui_lists_the_sweep_with_its_nested_runs(cli, mlflow_server, browser, tmp_path):
+def test_ui_lists_the_sweep_with_its_nested_runs(cli, mlflow_server, server_sweep, browser, tmp_path):
     """The links printed at the end of a sweep open the training runs (children with their dataset
     digest once expanded), the compare page and the val/miou curves of the sweep's runs."""
     from selenium.webdriver.common.by import By
 
-    res = cli("-m", *SMOKE, "encoder.name=tu-test_resnet,tu-test_convnext", env={"MLFLOW_TRACKING_URI": mlflow_server})
-    assert res.returncode == 0, res.stderr[-2000:]
-    (parent,) = [r for r in mlflow_runs(mlflow_server, "smoke", include_sweeps=True)
+    (parent,) = [r for r in mlflow_runs(mlflow_server, SERVER_EXPERIMENT, include_sweeps=True)
                  if r.data.tags.get("seg58.sweep") == "true"]
-    links = printed_links(res.stdout + res.stderr)
+    links = printed_links(server_sweep.output)  # the shared sweep on the session's server (tests/trained.py)
     assert links["training runs"] == f"{mlflow_server}/#/experiments/{parent.info.experiment_id}/runs"
-    children = mlflow_runs(mlflow_server, "smoke")
+    children = mlflow_runs(mlflow_server, SERVER_EXPERIMENT)
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
 
     browser.get(links["training runs"])

@@ -2,23 +2,21 @@
 weights and config are recorded at logging (artifacts/digests.json, and the digest of that list in
 a tag of the run), and a model whose files were changed in the artifact store afterwards is
 refused naming the file, before any weights are read; a model logged without digests loads with a
-warning. One real training run, logged and registered, feeds every test; each tampering is undone."""
+warning. The suite's shared sweep (a copy) feeds every test; each tampering is undone."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import mlflow_runs
+from inproc import run_seg58
 from mlflow.tracking import MlflowClient
+from trained import writable_copy
 
 from seg58.base.errors import CheckpointError
 from seg58.tracking.model import fetch_model, tracking_uri
@@ -30,20 +28,17 @@ CHAMPION = f"models:/{NAME}@champion"
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory, cache_dir) -> dict:
-    """A smoke run's model, registered as seg58-digests@champion; its folder in the artifact store."""
-    root = tmp_path_factory.mktemp("digests")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    env = {**os.environ, "SEG58_CACHE_DIR": str(cache_dir), "MLFLOW_TRACKING_URI": uri}
-    res = subprocess.run([sys.executable, "-m", "seg58", "experiment=smoke", "trainer.visuals=0"], cwd=root,
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
-    (run,) = mlflow_runs(uri, "smoke")
-    with tracking_uri(uri):
-        version = mlflow.register_model(f"runs:/{run.info.run_id}/model", NAME)
-    MlflowClient(uri).set_registered_model_alias(NAME, "champion", version.version)
-    (mlmodel,) = root.glob("mlartifacts/**/MLmodel")
-    return {"root": root, "uri": uri, "env": env, "run": run.info.run_id, "folder": mlmodel.parent}
+def model(smoke_sweep, tmp_path_factory, cache_dir) -> dict:
+    """The shared sweep's first run's model (tests/trained.py, copied: these tests change its files),
+    registered as seg58-digests@champion; its folder in the artifact store."""
+    copy = writable_copy(smoke_sweep, tmp_path_factory.mktemp("digests"))
+    run = copy.run_ids[0]
+    with tracking_uri(copy.uri):
+        version = mlflow.register_model(f"runs:/{run}/model", NAME)
+    MlflowClient(copy.uri).set_registered_model_alias(NAME, "champion", version.version)
+    (mlmodel,) = [p for p in copy.root.glob("mlartifacts/**/MLmodel") if f"run_id: {run}" in p.read_text()]
+    env = {"SEG58_CACHE_DIR": str(cache_dir), "MLFLOW_TRACKING_URI": copy.uri}
+    return {"root": copy.root, "uri": copy.uri, "env": env, "run": run, "folder": mlmodel.parent}
 
 
 @contextlib.contextmanager
@@ -86,8 +81,7 @@ def test_an_untouched_model_loads_by_every_uri_with_its_digests_recorded(model, 
 def test_changed_weights_are_refused_by_evaluate_in_one_line_naming_the_file(model):
     best = model["folder"] / "artifacts/best.pt"
     with changed(best, best.read_bytes() + b"\0"):
-        res = subprocess.run([sys.executable, "-m", "seg58", "evaluate", f"infer.model_uri={CHAMPION}"],
-                             cwd=model["root"], env=model["env"], capture_output=True, text=True, timeout=300)
+        res = run_seg58(["evaluate", f"infer.model_uri={CHAMPION}"], model["root"], model["env"])
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-3000:]
     (line,) = [x for x in res.stderr.splitlines() if "refused" in x]
     assert f"model {CHAMPION}: artifacts/best.pt does not match its SHA-256 digest" in line

@@ -1,6 +1,6 @@
 """The best checkpoint as an MLflow Model (issue #13): loaded in a fresh process from the run's
 artifacts alone, registered by a sweep and by `seg58 report --register`, evaluated by model URI
-and served by `mlflow models serve`. One real 2-cell sweep through the CLI feeds every test."""
+and served by `mlflow models serve`. The suite's shared 2-cell sweep feeds every test."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import pytest
 from conftest import free_port, mlflow_runs, stop_mlflow_server
 from mlflow.tracking import MlflowClient
 from PIL import Image
+from trained import SWEEP_MODEL, writable_copy
 
 from seg58.base.errors import CheckpointError, Seg58Error
 from seg58.commands.report import main as report_main
@@ -28,7 +29,7 @@ from seg58.tracking.leaderboard import leaderboard
 from seg58.tracking.model import register_best, tracking_uri
 
 REPO = Path(__file__).resolve().parents[2]
-NAME = "seg58-test"
+NAME = SWEEP_MODEL
 # two uint8 images of sizes the model never trained at (smoke trains at 64 px); (H, W)
 SIZES = {"wide": (50, 70), "tall": (90, 41)}
 
@@ -52,33 +53,20 @@ def in_sweep(sweep, monkeypatch):
     return sweep
 
 
-def run_cli(cwd: Path, cache_dir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`python -m seg58 ...` in `cwd` with its own SQLite store (the `cli` fixture, for module scope)."""
-    env = {**os.environ, "SEG58_CACHE_DIR": str(cache_dir), "PYTHONUNBUFFERED": "1",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}"}
-    return subprocess.run([sys.executable, "-m", "seg58", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory, cache_dir) -> dict:
-    """A real 2-cell sweep that registers its best model as seg58-test; its runs and leaderboard."""
-    root = tmp_path_factory.mktemp("registry")
-    res = run_cli(root, cache_dir, "-m", "experiment=smoke", "trainer.visuals=0", "optim.lr=1e-3,1e-2",
-                  f"tracking.register={NAME}")
-    assert res.returncode == 0, res.stderr[-3000:]
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    (summary,) = root.glob("multirun/*/*/sweep_summary.json")
-    parent = json.loads(summary.read_text())["mlflow_parent_run_id"]
-    rows = leaderboard(MlflowClient(uri), parent)
+def sweep(smoke_sweep, tmp_path_factory, cache_dir) -> dict:
+    """The suite's shared 2-cell sweep (tests/trained.py), which registered its best model as
+    seg58-test, copied for this module (its tests register more versions); runs and leaderboard."""
+    copy = writable_copy(smoke_sweep, tmp_path_factory.mktemp("registry"))
+    rows = leaderboard(MlflowClient(copy.uri), copy.parent)
     assert [r["status"] for r in rows] == ["FINISHED", "FINISHED"]
-    images = root / "images"
+    images = copy.root / "images"
     images.mkdir()
     rng = np.random.default_rng(58)
     for stem, (h, w) in SIZES.items():
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(images / f"{stem}.png")
-    return {"root": root, "uri": uri, "dir": summary.parent, "parent": parent, "best": rows[0]["run_id"],
-            "rows": rows, "output": res.stdout + res.stderr, "images": images, "cache": cache_dir}
+    return {"root": copy.root, "uri": copy.uri, "dir": copy.sweep_dir, "parent": copy.parent,
+            "best": rows[0]["run_id"], "rows": rows, "output": copy.output, "images": images, "cache": cache_dir}
 
 
 FRESH = textwrap.dedent("""
