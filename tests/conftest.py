@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 # fixtures shared across folders and defined once (the SLURM cluster is one per session)
-pytest_plugins = ["cluster_fixtures", "trained"]
+pytest_plugins = ["cluster_fixtures", "trained", "reaper"]
 REPO = Path(__file__).resolve().parents[1]
 # A search with deterministic outcomes from real Optuna parts: BruteForceSampler tries every
 # combination once; ThresholdPruner(lower=1.1) prunes every trial once it is past its warm-up

@@ -125,7 +125,8 @@ def postgres_server(port: int, timeout: float = 60, password: str | None = None)
             proc = subprocess.Popen(
                 [*_as_owner(), str(bindir / "postgres"), "-D", str(base / "data"), "-k", str(base),
                  "-p", str(port), "-h", "127.0.0.1", "-c", "max_connections=200"],
-                cwd=base, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                cwd=base, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)  # a service: tests/reaper.py leaves other sessions alone
         server = Postgres(bindir, base, port, proc, password)
         deadline = time.time() + timeout
         while server.client("pg_isready", "-q").returncode != 0:
