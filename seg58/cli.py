@@ -57,7 +57,13 @@ PLAIN_COMMANDS = ("report", "rerun", "status", "collect", "dashboard", "import-a
 
 def main() -> None:
     """`seg58 [--debug] [COMMAND] [args]`: training by default; see the tuples above for the others."""
-    from seg58.config.user_errors import DEBUG_ENV, USER_ERROR_EXIT, debug_enabled, run_plain_command
+    from seg58.config.user_errors import (
+        DEBUG_ENV,
+        USER_ERROR_EXIT,
+        debug_enabled,
+        hydra_hint_only_for_crashes,
+        run_plain_command,
+    )
 
     if "--debug" in sys.argv[1:]:  # tracebacks for user errors too (also SEG58_DEBUG=1)
         sys.argv.remove("--debug")
@@ -80,7 +86,8 @@ def main() -> None:
     app, args = _hydra_command(command if command in HYDRA_COMMANDS else "train")
     sys.argv[1:] = args
     try:
-        app()
+        with hydra_hint_only_for_crashes():
+            app()
     except SystemExit as e:  # Hydra reports every error itself and exits 1
         from hydra.errors import CompactHydraException
 

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from hydra.errors import CompactHydraException
 
@@ -64,3 +65,40 @@ def run_plain_command(prog: str, main: Callable[[list[str]], int], argv: list[st
             raise
         print(f"{prog}: error: {mask(message)}", file=sys.stderr)
         return USER_ERROR_EXIT
+
+
+HYDRA_HINT = "\nSet the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.\n"
+
+
+class _HintHeld:
+    """stderr, except Hydra's HYDRA_FULL_ERROR hint, which is held back: Hydra prints it after every
+    error it reports, a refused config as much as a crash, and after a refusal it reads as a crash."""
+
+    def __init__(self, stream: Any):
+        self._stream, self.held = stream, False
+
+    def write(self, text: str) -> int:
+        if text == HYDRA_HINT:
+            self.held = True
+            return len(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def hydra_hint_only_for_crashes() -> Iterator[None]:
+    """Around a Hydra app: its HYDRA_FULL_ERROR hint reaches stderr only when the app ended in a
+    bug, not in a user error (a CompactHydraException, which Hydra reports as one message)."""
+    real = sys.stderr
+    held = _HintHeld(real)
+    sys.stderr = held
+    try:
+        yield
+    except SystemExit as e:
+        if held.held and not isinstance(e.__context__, CompactHydraException):
+            real.write(HYDRA_HINT)
+        raise
+    finally:
+        sys.stderr = real

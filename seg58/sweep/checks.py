@@ -136,6 +136,16 @@ def _raw(cfg: Any, key: str) -> Any:
     return node._get_node(leaf)._value()
 
 
+def progress_line(what: str, done: int, total: int, elapsed_s: float) -> str:
+    """`checking cells: 1 of 2 (13 s per cell, 13 s left)`; a rate under one a second as seconds
+    per item, so a slow check never reads `0/s`."""
+    if done == 0:
+        return f"{what}: 0 of {total} ({elapsed_s:.0f} s so far)"
+    rate = done / elapsed_s
+    pace = f"{rate:.0f}/s" if rate >= 1 else f"{1 / rate:.0f} s per cell"
+    return f"{what}: {done} of {total} ({pace}, {(total - done) / rate:.0f} s left)"
+
+
 def with_progress(items: Sequence[T], what: str, delay_s: float = 3.0, every_s: float = 10.0) -> Iterator[T]:
     """`items`, with a progress bar (count, rate, time left) once it has taken more than delay_s:
     tqdm on a terminal, a log line every `every_s` otherwise (SLURM logs)."""
@@ -148,8 +158,7 @@ def with_progress(items: Sequence[T], what: str, delay_s: float = 3.0, every_s: 
     for i, item in enumerate(items):
         now = time.monotonic()
         if now - t0 > delay_s and now - last > every_s:
-            rate = i / (now - t0)
-            log.info("%s: %d of %d (%.0f/s, %.0f s left)", what, i, len(items), rate, (len(items) - i) / rate)
+            log.info("%s", progress_line(what, i, len(items), now - t0))
             last = now
         yield item
 

@@ -65,3 +65,11 @@ def test_a_cell_that_cannot_compose_gets_hydras_own_error(composer):
     assert composer.check(["experiment=smoke", "trainer.epochs=0"], config_problems) == [
         p for p in config_problems(composer.full(["experiment=smoke", "trainer.epochs=0"]))]
     assert any("trainer.epochs" in p for p in composer.check(["experiment=smoke", "trainer.epochs=0"], config_problems))
+
+
+def test_progress_of_a_slow_check_says_seconds_per_cell_not_zero_per_second():
+    from seg58.sweep.checks import progress_line
+
+    assert progress_line("checking cells", 1, 2, 13.0) == "checking cells: 1 of 2 (13 s per cell, 13 s left)"
+    assert progress_line("checking cells", 500, 1200, 10.0) == "checking cells: 500 of 1200 (50/s, 14 s left)"
+    assert progress_line("checking cells", 0, 2, 4.0) == "checking cells: 0 of 2 (4 s so far)"
