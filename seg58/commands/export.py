@@ -39,7 +39,6 @@ def run_export(cfg: Any, explicit: list[str], output_dir: Path) -> dict[str, Any
     from seg58.config import factory
     from seg58.engine.checkpoints import load_checkpoint, load_weights
     from seg58.engine.onnx_export import export_onnx, require_onnxruntime
-    from seg58.modeling.models import input_stride
     from seg58.tracking.run_source import with_run
 
     require_onnxruntime()  # missing packages: say so before loading anything
@@ -53,7 +52,7 @@ def run_export(cfg: Any, explicit: list[str], output_dir: Path) -> dict[str, Any
     metadata = {"checkpoint": str(ckpt), "run_id": cfg.infer.run_id or None, "arch": cfg.model.arch,
                 "encoder": cfg.encoder.name, "img_size": cfg.data.img_size, "classes": names}
     metadata = {k: v for k, v in metadata.items() if v is not None}
-    report = export_onnx(model, path, cfg.data.img_size, input_stride(cfg.model.arch), metadata=metadata)
+    report = export_onnx(model, path, cfg.data.img_size, factory.size_multiple(cfg), metadata=metadata)
     log.info("wrote %s (%s): max |onnxruntime - PyTorch| = %.3g", path,
              "dynamic H/W" if report["dynamic"] else f"fixed {cfg.data.img_size}px", report["max_abs_diff"])
     return report

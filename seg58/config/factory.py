@@ -29,7 +29,7 @@ from seg58.engine.inference import Predictor
 from seg58.engine.runtime import resolve_device, resolve_threads, resolve_workers, seed_everything
 from seg58.engine.trainer import Callback, Trainer
 from seg58.modeling.losses import BackgroundAsClass
-from seg58.modeling.models import build_model, input_stride
+from seg58.modeling.models import build_model, input_multiple
 
 
 @dataclass(frozen=True)
@@ -148,12 +148,17 @@ def trainer(cfg: DictConfig, device: torch.device, run_dir: Path | None = None,
     )
 
 
+def size_multiple(cfg: DictConfig) -> int:
+    """What the model's input sides must be multiples of (the architecture's stride, or more)."""
+    return input_multiple(cfg.model.arch, cfg.encoder.name, _plain(cfg.encoder.kwargs))
+
+
 def predictor(cfg: DictConfig, checkpoint: Path, device: torch.device) -> Predictor:
     net = model(cfg, pretrained=False)
     load_weights(net, load_checkpoint(checkpoint), str(checkpoint), f"{cfg.model.arch}/{cfg.encoder.name}")
     i = cfg.infer
     return Predictor(net, device, cfg.data.num_classes, mode=i.mode, window=i.window or cfg.data.img_size,
-                     overlap=i.overlap, stride=input_stride(cfg.model.arch), amp=cfg.trainer.amp,
+                     overlap=i.overlap, stride=size_multiple(cfg), amp=cfg.trainer.amp,
                      cpu_amp=cfg.trainer.cpu_amp, tta=i.tta)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -30,9 +31,37 @@ NEEDS_DILATION = {"deeplabv3", "deeplabv3plus"}
 NO_DILATION_PREFIXES = ("tu-swin", "tu-maxvit", "tu-coatnet", "tu-test_maxvit", "tu-test_coatnet")
 
 
+# timm's Swin refuses any input size but the one it was built for unless told not to insist; it then
+# pads each window itself, so a model trained at one size runs at any other (evaluate, predict, TTA).
+SIZE_FREE_KWARGS = {"tu-swin": {"strict_img_size": False}}
+# MaxViT/CoAtNet partition every stage into a grid of windows sized for the built image: each input
+# side must be a multiple of that size.
+WINDOWS_OF_BUILT_SIZE = ("tu-maxvit", "tu-maxxvit", "tu-coatnet", "tu-test_maxvit", "tu-test_coatnet")
+
+
 def input_stride(arch: str) -> int:
     """Input sides must be multiples of this (DeepLabV3(+) downsample by 16, the others by 32)."""
     return 16 if arch.lower() in NEEDS_DILATION else 32
+
+
+def input_multiple(arch: str, encoder: str, encoder_kwargs: dict | None = None) -> int:
+    """What every input side must be a multiple of at inference: the architecture's stride, and for
+    an encoder whose windows are sized for the image it was built for, that size too."""
+    stride = input_stride(arch)
+    built = (encoder_kwargs or {}).get("img_size")
+    if built and encoder.startswith(WINDOWS_OF_BUILT_SIZE):
+        return math.lcm(stride, int(built))
+    return stride
+
+
+def encoder_kwargs_for(encoder: str, encoder_kwargs: dict | None) -> dict:
+    """The encoder's keyword arguments, with what lets a fixed-size family run at any size added
+    (unless the config set it): also for runs logged before this was added."""
+    kwargs = dict(encoder_kwargs or {})
+    for prefix, extra in SIZE_FREE_KWARGS.items():
+        if encoder.startswith(prefix):
+            kwargs = {**extra, **kwargs}
+    return kwargs
 
 
 def compatibility_problems(arch: str, encoder: str, img_size: int) -> list[str]:
@@ -87,7 +116,7 @@ def build_model(
                 in_channels=in_channels,
                 classes=num_classes,
                 **(model_kwargs or {}),
-                **(encoder_kwargs or {}),
+                **encoder_kwargs_for(encoder, encoder_kwargs),
             )
         except UNREACHABLE as e:
             try:
