@@ -213,18 +213,32 @@ def wait_for_text(driver, text: str, timeout: float = 30) -> str:
 PG_SECRET = "s3cretpw"  # the password of postgres_with_password's server
 
 
-@pytest.fixture
-def postgres_with_password():
-    """A PostgreSQL server that checks passwords (scram-sha-256; the password is PG_SECRET), with
-    empty databases `mlflow` and `optuna` (each its own: both keep an alembic_version table)."""
+@pytest.fixture(scope="session")
+def postgres_session():
+    """One PostgreSQL server per session that checks passwords (scram-sha-256; the password is
+    PG_SECRET): an initdb and a start cost several seconds on 2 cores."""
     import pg
 
     why = pg.missing()
+    try:
+        import psycopg2  # noqa: F401 - MLflow's and Optuna's SQLAlchemy driver
+    except ImportError:
+        why = why or "psycopg2 not installed (pip install -e '.[test]' or '.[postgres]')"
     if why:
         if os.environ.get("SEG58_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"{why}, but SEG58_REQUIRE_POSTGRES=1")
         pytest.skip(why)
     with pg.postgres_server(free_port(), password=PG_SECRET) as server:
-        server.create_database("mlflow")
-        server.create_database("optuna")
         yield server
+
+
+@pytest.fixture
+def postgres_with_password(postgres_session):
+    """The session's PostgreSQL with empty databases `mlflow` and `optuna` (each its own: both keep
+    an alembic_version table), made anew for each test."""
+    from inproc import forget_mlflow_stores
+
+    for name in ("mlflow", "optuna"):
+        postgres_session.recreate_database(name)
+    forget_mlflow_stores()  # this process's stores of the databases just dropped
+    return postgres_session

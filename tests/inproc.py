@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import traceback
 import warnings
 from pathlib import Path
@@ -39,6 +40,15 @@ class _Tee(io.StringIO):
         return False
 
 
+def forget_mlflow_stores() -> None:
+    """MLflow keeps one store per URI for the life of the process (and so its connections)."""
+    from mlflow.tracking._model_registry.registry import ModelRegistryStoreRegistry
+    from mlflow.tracking._tracking_service.registry import TrackingStoreRegistry
+
+    TrackingStoreRegistry._get_store_with_resolved_uri.cache_clear()
+    ModelRegistryStoreRegistry._get_store_with_resolved_uri.cache_clear()
+
+
 @contextlib.contextmanager
 def _process_state_restored():
     import mlflow
@@ -55,6 +65,7 @@ def _process_state_restored():
              if isinstance(lg, logging.Logger)}
     tracking_uri = tracking_utils._tracking_uri
     tracking_utils._artifact_repos_cache.clear()  # keyed by run id alone: a copied store has the same ids
+    forget_mlflow_stores()  # a process starts without any (a test may have dropped a database since)
     GlobalHydra.instance().clear()
     try:
         yield
@@ -95,6 +106,7 @@ def run_seg58(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Com
     process; a CompletedProcess with the exit code, stdout and stderr a subprocess would give."""
     from seg58 import cli
 
+    assert threading.current_thread() is threading.main_thread(), "seg58 in-process needs the main thread: cli_process"
     out, err = _Tee(sys.__stdout__), _Tee(sys.__stderr__)
     code = 0
     with _process_state_restored(), warnings.catch_warnings():

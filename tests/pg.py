@@ -64,10 +64,11 @@ class Postgres:
     proc: subprocess.Popen
     password: str | None = None  # None: trust authentication; else scram-sha-256 with this password
 
-    def uri(self, database: str, password: str | None = None) -> str:
-        """SQLAlchemy URI for MLflow (TCP on 127.0.0.1), with `password` in it when given."""
+    def uri(self, database: str, password: str | None = None, scheme: str = "postgresql+psycopg2") -> str:
+        """SQLAlchemy URI for MLflow (TCP on 127.0.0.1), with `password` in it when given; `scheme`
+        "postgresql": as users write it, the driver left to seg58."""
         user = f"{PG_USER}:{password}" if password else PG_USER
-        return f"postgresql+psycopg2://{user}@127.0.0.1:{self.port}/{database}"
+        return f"{scheme}://{user}@127.0.0.1:{self.port}/{database}"
 
     def log_tail(self, chars: int = 3000) -> str:
         log = self.base / "postgres.log"
@@ -78,6 +79,13 @@ class Postgres:
         env = {**os.environ, "PGPASSWORD": self.password} if self.password else None
         return subprocess.run([str(self.bindir / args[0]), "-h", "127.0.0.1", "-p", str(self.port),
                                "-U", PG_USER, *args[1:]], capture_output=True, text=True, timeout=60, env=env)
+
+    def recreate_database(self, name: str) -> None:
+        """An empty database `name`, whatever an earlier test left in it (connections closed)."""
+        res = self.client("dropdb", "--if-exists", "--force", name)
+        if res.returncode != 0:
+            raise RuntimeError(f"dropdb {name} failed: {res.stderr}")
+        self.create_database(name)
 
     def create_database(self, name: str) -> None:
         res = self.client("createdb", name)

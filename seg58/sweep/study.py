@@ -14,7 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seg58.base.db_uri import with_installed_driver
+from seg58.base.errors import UsageError
 from seg58.base.names import STUDY_ENV
+from seg58.base.secrets import mask
+
+STORAGE_KEY = "hydra.sweeper.storage"
 
 
 @dataclass(frozen=True)
@@ -34,11 +39,21 @@ class StudySpec:
         return cls(**json.loads(raw)) if raw else None
 
     def storage_object(self) -> Any:
-        """A journal file (works on a shared filesystem across nodes) unless a URL is given."""
+        """A journal file (works on a shared filesystem across nodes) unless a URL is given; a
+        database that cannot be used (no driver, unreachable, refusing) is one UsageError."""
         import optuna
 
         if "://" in self.storage:
-            return self.storage
+            url = with_installed_driver(self.storage, STORAGE_KEY)
+            try:
+                return optuna.storages.RDBStorage(url)
+            except ImportError as e:
+                raise UsageError(f"{STORAGE_KEY}: {mask(url)}: {e}") from None
+            except Exception as e:
+                if not type(e).__module__.startswith("sqlalchemy"):
+                    raise
+                first = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+                raise UsageError(f"{STORAGE_KEY}: cannot use {mask(url)}: {mask(first)}") from None
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(str(Path(self.storage).resolve())))

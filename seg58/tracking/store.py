@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from seg58.base.db_uri import with_installed_driver
 from seg58.base.errors import TrackingError
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def check_reachable(uri: str | None, experiment: str | None = None) -> str:
     uri = resolve_uri(uri)
     try:
         with _quick_requests():
+            _probe_database(uri)
             ensure_store(uri)
             from mlflow.tracking import MlflowClient
 
@@ -58,6 +60,22 @@ def check_reachable(uri: str | None, experiment: str | None = None) -> str:
             f"Start the server, fix MLFLOW_TRACKING_URI / tracking.uri, or run with tracking=none"
         ) from None
     return uri
+
+
+def _probe_database(uri: str) -> None:
+    """One connection to a database store (PostgreSQL, MySQL) with a short timeout: MLflow itself
+    retries an unreachable database for minutes before it gives up."""
+    if uri.startswith(("sqlite:", "http://", "https://", "file:", "databricks")) or "://" not in uri:
+        return
+    import sqlalchemy
+
+    connect_args = {"connect_timeout": 5} if uri.startswith("postgresql") else {}
+    engine = sqlalchemy.create_engine(uri, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
 
 
 def _check_writable(client: Any, uri: str, name: str) -> None:
@@ -129,9 +147,11 @@ def record_failed_run(uri: str | None, experiment_name: str, run_name: str, tags
 def resolve_uri(uri: str | None) -> str:
     """Explicit setting > $MLFLOW_TRACKING_URI > MLflow's default SQLite file in the cwd.
 
-    Made absolute so that jobs started elsewhere (submitit, SLURM) write to the same store.
+    A plain postgresql:// gets the installed driver (seg58/base/db_uri.py). Made absolute so that
+    jobs started elsewhere (submitit, SLURM) write to the same store.
     """
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    uri = with_installed_driver(uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db",
+                                "tracking.uri")
     db = _sqlite_path(uri)
     return f"sqlite:///{db.resolve()}" if db is not None else uri
 

@@ -108,3 +108,21 @@ def test_bad_sweep_settings_exit_2_in_one_message(cli):
     assert res.returncode == 2 and "did you mean n_trials?" in res.stderr and "Traceback" not in res.stderr
     res = cli("-m", "experiment=smoke", "hydra.sweeper.n_trial=3")  # Hydra's own schema check
     assert res.returncode == 2 and "n_trial" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_an_unreachable_search_storage_is_one_line_before_any_trial(cli, tmp_path):
+    res = cli("-m", "experiment=smoke", "search=smoke", "hydra.sweeper.n_trials=1",
+              "hydra.sweeper.storage=postgresql://someone@127.0.0.1:9/optuna")
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "hydra.sweeper.storage: cannot use postgresql+psycopg2://someone@127.0.0.1:9/optuna" in res.stderr
+    assert "Traceback" not in res.stderr and "HYDRA_FULL_ERROR" not in res.stderr
+    assert not list(tmp_path.rglob("last.pt"))
+
+
+def test_a_plain_postgresql_uri_gets_the_installed_driver():
+    from seg58.base.db_uri import with_installed_driver
+
+    assert with_installed_driver("postgresql://u@h/db", "k") == "postgresql+psycopg2://u@h/db"  # psycopg2 here
+    assert with_installed_driver("postgres://u@h/db", "k") == "postgresql+psycopg2://u@h/db"
+    for other in ("postgresql+psycopg2://u@h/db", "sqlite:///x.db", "http://h:5000"):
+        assert with_installed_driver(other, "k") == other

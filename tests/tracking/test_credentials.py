@@ -27,14 +27,14 @@ def test_a_password_in_an_unreachable_uri_is_nowhere(cli, tmp_path):
 
 def test_a_grid_and_a_search_on_a_password_protected_postgres_write_it_nowhere(cli, tmp_path, postgres_with_password):
     server = postgres_with_password
-    uri = server.uri("mlflow", SECRET)
+    uri = server.uri("mlflow", SECRET, scheme="postgresql")  # plain, as users write it: the driver is seg58's choice
     env = {"PGPASSWORD": ""}  # nothing but the URI gives it
     wrong = cli("experiment=smoke", f"tracking.uri={server.uri('mlflow', 'wrong')}", env=env)
     assert wrong.returncode == 2 and "password authentication failed" in wrong.stderr  # it is checked
     grid = cli("-m", "experiment=smoke", "seed=1,2", f"tracking.uri={uri}", env=env)
     assert grid.returncode == 0, grid.stderr[-3000:]
     search = cli("-m", "experiment=smoke", "search=smoke", "hydra.sweeper.n_trials=2", f"tracking.uri={uri}",
-                 f"hydra.sweeper.storage={server.uri('optuna', SECRET)}", env=env)
+                 f"hydra.sweeper.storage={server.uri('optuna', SECRET, scheme='postgresql')}", env=env)
     assert search.returncode == 0, search.stderr[-3000:]
     for r in (wrong, grid, search):
         assert SECRET not in r.stdout + r.stderr

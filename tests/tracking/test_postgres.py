@@ -12,9 +12,8 @@ import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pg
 import pytest
-from conftest import free_port, mlflow_runs, start_mlflow_server, stop_mlflow_server
+from conftest import PG_SECRET, free_port, mlflow_runs, start_mlflow_server, stop_mlflow_server
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -27,18 +26,11 @@ SERVER_WORKERS = 2  # several server processes sharing one PostgreSQL database (
 
 
 @pytest.fixture
-def postgres():
-    why = pg.missing()
-    try:
-        import psycopg2  # noqa: F401 - MLflow's SQLAlchemy driver for postgresql+psycopg2://
-    except ImportError:
-        why = why or "psycopg2 not installed (pip install -e '.[test]' or '.[postgres]')"
-    if why:
-        if os.environ.get("SEG58_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"{why}, but SEG58_REQUIRE_POSTGRES=1")
-        pytest.skip(why)
-    with pg.postgres_server(free_port()) as server:
-        yield server
+def postgres(postgres_with_password, monkeypatch):
+    """The session's PostgreSQL (fresh databases); the password reaches the server and the writers
+    through $PGPASSWORD, which libpq reads."""
+    monkeypatch.setenv("PGPASSWORD", PG_SECRET)
+    return postgres_with_password
 
 
 @pytest.fixture
@@ -46,7 +38,6 @@ def pg_mlflow_server(postgres, tmp_path, monkeypatch):
     """`mlflow server` with its backend store in a fresh PostgreSQL database; yields its URI."""
     # no background job runner (GenAI evaluation jobs): one process less to start and stop
     monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    postgres.create_database("mlflow")
     port = free_port()
     log = tmp_path / "mlflow-server.log"
     proc = start_mlflow_server(port, tmp_path / "server", backend_uri=postgres.uri("mlflow"),
@@ -96,7 +87,7 @@ def wait_for(predicate, timeout: float, what: str, unless):
 
 
 def test_postgres_server_takes_a_parallel_sweep_and_concurrent_writers_losing_nothing(
-        cli, tmp_path, postgres, pg_mlflow_server):
+        cli_process, tmp_path, postgres, pg_mlflow_server):
     uri = pg_mlflow_server
     client = MlflowClient(uri)
     writers_exp = client.create_experiment("pg_writers")
@@ -107,7 +98,8 @@ def test_postgres_server_takes_a_parallel_sweep_and_concurrent_writers_losing_no
             f"optim.lr={','.join(LRS)}"]
     pool = ThreadPoolExecutor(1)
     t_sweep = time.time()
-    sweep = pool.submit(cli, *args, timeout=400, env={"MLFLOW_TRACKING_URI": uri})
+    # its own process: the sweep runs in a thread meanwhile (an in-process `cli` wants the main thread)
+    sweep = pool.submit(cli_process, *args, timeout=400, env={"MLFLOW_TRACKING_URI": uri})
     # 2. the writers: up and waiting meanwhile, let go the moment the sweep's first job has its run
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, uri, writers_exp, f"w{i}", str(go), str(STEPS),
                                  str(BATCH)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
