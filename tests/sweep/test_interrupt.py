@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, mlflow_runs, wait_for
+from inproc import run_seg58
 
 TOY = REPO / "tests/apps/toy"
 
@@ -51,15 +52,13 @@ def test_a_live_driver_keeps_its_folder_and_a_dead_ones_folder_is_taken_over(toy
     proc = start("x=0,1,2", f"hold_while={hold}", "hydra.sweep.dir=multirun/sweep")
     sweep_dir = folder / "multirun/sweep"
     wait_for(lambda: [c["status"] for c in cells_of(sweep_dir)][:1] == ["RUNNING"], 60, "cell 0 RUNNING")
-    status = subprocess.run([sys.executable, "-m", "seg58", "status", str(sweep_dir)], capture_output=True,
-                            text=True, timeout=60)
+    status = run_seg58(["status", str(sweep_dir)], tmp_path, {})
     assert "RUNNING" in status.stdout and "PENDING" in status.stdout, status.stdout + status.stderr
     second = run(f"hydra.sweeper.resume={sweep_dir}")  # a second driver of the same folder
     out = second.stdout + second.stderr
     assert second.returncode != 0 and f"is being driven by a live sweep (pid {proc.pid} on " in out, out[-2000:]
     assert "Traceback" not in out
-    collect = subprocess.run([sys.executable, "-m", "seg58", "collect", str(sweep_dir)], capture_output=True,
-                             text=True, timeout=60)
+    collect = run_seg58(["collect", str(sweep_dir)], tmp_path, {})
     assert collect.returncode == 2 and f"pid {proc.pid}" in collect.stderr, collect.stdout + collect.stderr
     proc.kill()  # the driver dies without a word (kill -9, a node going down)
     proc.communicate(timeout=30)
@@ -117,8 +116,7 @@ def test_ctrl_c_interrupts_local_jobs_and_closes_every_run_killed(tmp_path, cach
     assert not any(p.is_alive() for p in _children_of(proc.pid))
     (parent,) = [r for r in runs if r.data.tags.get("seg58.sweep") == "true"]
     assert "interrupted (Ctrl-C)" in parent.data.tags["stop_reason"]
-    status = subprocess.run([sys.executable, "-m", "seg58", "status", str(sweep_dir)], capture_output=True,
-                            text=True, timeout=120, env=env)
+    status = run_seg58(["status", str(sweep_dir)], tmp_path, env)
     assert "2 INTERRUPTED" in status.stdout, status.stdout + status.stderr
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import PRUNING_SEARCH, REPO, mlflow_runs, wait_for
+from inproc import run_seg58
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slurm
@@ -174,8 +175,7 @@ def test_detached_sweep_returns_at_once_and_collect_finishes_it_after_the_driver
     sweep_dir = re.search(r"sweep folder: (\S+)", out).group(1)
 
     def seg58(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "seg58", *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=400)
+        return run_seg58(list(args), tmp_path, env)
 
     def cells_submitted():
         path = Path(sweep_dir) / "sweep_summary.json"
@@ -209,8 +209,7 @@ def test_detached_search_runs_under_its_driver(slurm, tmp_path):
     assert rc == 0, out[-3000:]
     driver = re.search(r"submitted the sweep as SLURM job (\d+)", out).group(1)
     sweep_dir = Path(re.search(r"sweep folder: (\S+)", out).group(1))
-    done = subprocess.run([sys.executable, "-m", "seg58", "collect", str(sweep_dir), "--wait"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=500)
+    done = run_seg58(["collect", str(sweep_dir), "--wait"], tmp_path, env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert ended_states(env, driver) == ["COMPLETED"]
     cells = json.loads((sweep_dir / "sweep_summary.json").read_text())["cells"]
