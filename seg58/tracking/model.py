@@ -126,6 +126,21 @@ def _kept_sys_path() -> Iterator[None]:
         sys.path[:] = saved
 
 
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """Logging a model downloads its artifacts back to validate the input example, and MLflow draws
+    three progress bars for that per run: noise in a sweep's output."""
+    before = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = before
+
+
 def log_best_model(uri: str, run_id: str, checkpoint: Path, config: dict[str, Any]) -> str:
     """best.pt + the run's resolved config (+ seg58's code) as the pyfunc model runs:/<run_id>/model."""
     from omegaconf import OmegaConf
@@ -134,7 +149,7 @@ def log_best_model(uri: str, run_id: str, checkpoint: Path, config: dict[str, An
 
     here = Path(__file__).resolve().parent
     package = here.parent  # the whole seg58 package travels as the model's code
-    with tempfile.TemporaryDirectory() as tmp, tracking_uri(uri), _kept_sys_path():
+    with tempfile.TemporaryDirectory() as tmp, tracking_uri(uri), _kept_sys_path(), _no_progress_bars():
         config_path, digests_path = Path(tmp) / "config.yaml", Path(tmp) / "digests.json"
         OmegaConf.save(OmegaConf.create(config), config_path)
         # the files as the model will hold them, and the digest of their list for the run's tag

@@ -42,6 +42,7 @@ def test_single_run_logs_params_metrics_tags_and_artifacts(smoke_run):
     outputs = list((smoke_run.root / "outputs").glob("*/*/checkpoints/last.pt"))
     assert len(outputs) == 1
     assert "epoch 2/2" in smoke_run.output
+    assert "Downloading artifacts" not in smoke_run.output  # MLflow's bars while the model is logged
     assert {p.name for p in smoke_run.root.iterdir()} <= {"mlartifacts", "mlflow.db", "mlflow.db.lock", "outputs"}
 
 
