@@ -153,7 +153,7 @@ class SweepBook:
             cell["elapsed_s"] = round(time.time() - before["submitted_at"], 1)
         cell = {**before, **cell}
         self.put(cell)
-        log.info("[%d/%s ended]%s", self.ledger.ended, self.total or "?", format_cell(cell))
+        log.info("[%d/%s ended]%s", self.ledger.ended_towards_total, self.total or "?", format_cell(cell))
         return cell
 
     def cancel_unstarted(self, num: int, overrides: Sequence[str], reason: str) -> None:

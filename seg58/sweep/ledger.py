@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from seg58.base.names import EVENTS_FILE, SUMMARY_FILE
+from seg58.base.status import LIVE_STATES, OK_STATES, CellStatus
 
 FLUSH_S = 2.0  # the summary file lags the event log by at most this (while events arrive)
-OK_STATES = ("COMPLETED", "PRUNED")  # a pruned trial ended as designed
-LIVE_STATES = ("PENDING", "SUBMITTED", "RUNNING")  # no outcome yet
 
 
 class Ledger:
@@ -32,6 +31,7 @@ class Ledger:
         self.ended = 0  # cells with an outcome
         self.failed = 0  # ... that failed on their own (not cancelled by the sweep)
         self.ended_own = 0  # ... that ended on their own
+        self.interrupted = 0  # ... that were interrupted: a resumed sweep runs their work again
         self._events: IO[str] | None = None
         self._offset = 0  # bytes of the event log the last summary includes
         self._written_at = 0.0
@@ -60,7 +60,7 @@ class Ledger:
 
     def replace(self, cells: list[dict[str, Any]]) -> None:
         self._cells.clear()
-        self.ended = self.failed = self.ended_own = 0
+        self.ended = self.failed = self.ended_own = self.interrupted = 0
         for cell in cells:
             self.put(cell, log=False)
 
@@ -71,6 +71,13 @@ class Ledger:
         self.ended += sign
         self.ended_own += sign * own
         self.failed += sign * (own and cell["status"] not in OK_STATES)
+        self.interrupted += sign * (cell["status"] == CellStatus.INTERRUPTED)
+
+    @property
+    def ended_towards_total(self) -> int:
+        """Ended cells that count towards the sweep's total: an interrupted cell does not (its work is
+        retried by a resume, as another trial in a search), so a resumed sweep never counts past it."""
+        return self.ended - self.interrupted
 
     # -- on disk -----------------------------------------------------------------------
     def _append(self, cell: dict[str, Any]) -> None:

@@ -51,3 +51,20 @@ def test_a_half_written_last_event_is_ignored_and_counts_follow_each_change(tmp_
     again = Ledger(tmp_path)  # e.g. `seg58 collect` finishing the sweep: its first event starts a new line
     again.put(cell(0, "COMPLETED"))
     assert [c["status"] for c in Ledger.read(tmp_path)[0].cells] == ["COMPLETED"]
+
+
+def test_a_resumed_search_never_counts_past_its_target(tmp_path):
+    """Trials interrupted by Ctrl-C are retried as new trials on resume: they do not count towards
+    n_trials twice (a SLURM search of 8 once said [9/8 ended], [10/8 ended])."""
+    from seg58.base.status import CellStatus
+    from seg58.sweep.ledger import Ledger
+
+    ledger = Ledger(tmp_path)
+    statuses = [CellStatus.COMPLETED] * 6 + [CellStatus.INTERRUPTED] * 2  # the first run, stopped
+    for num, status in enumerate(statuses):
+        ledger.put({"num": num, "overrides": [], "status": status})
+    assert (ledger.ended, ledger.ended_towards_total) == (8, 6)
+    for num in (8, 9):  # the resume retries the two interrupted trials
+        ledger.put({"num": num, "overrides": [], "status": "COMPLETED"})
+    assert ledger.ended_towards_total == 8
+    ledger.close()
