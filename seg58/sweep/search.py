@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -192,10 +193,11 @@ class Search:
 
         publish_results(study, book, self.metric, self.direction)
         completed = [c for c in book.cells if c["status"] in OK_STATES]
-        failed = len(book.cells) - len(completed)
-        if failed:
-            log.warning("%d trial(s) failed; they are in %s and did not stop the search",
-                        failed, book.sweep_dir / SUMMARY_FILE)
+        others = Counter(str(c["status"]) for c in book.cells if c["status"] not in OK_STATES)
+        if others:  # by the names the summary gives them (INTERRUPTED is not FAILED)
+            log.warning("%d trial(s) did not complete (%s); they are in %s and did not stop the search",
+                        sum(others.values()), ", ".join(f"{n} {s}" for s, n in sorted(others.items())),
+                        book.sweep_dir / SUMMARY_FILE)
         book.finish(f"more trials: {book.hooks.rerun_command(self.config)} hydra.sweeper.resume={book.sweep_dir} "
                     f"hydra.sweeper.n_trials=<total>", fail=not completed)
         return returns
