@@ -79,6 +79,30 @@ def writable_copy(trained: Trained, dest: Path) -> Trained:
     return replace(trained, root=dest, sweep_dir=sweep_dir)
 
 
+def _once_per_run(tmp_path_factory, name: str, make) -> Trained:
+    """make(root) once for the whole test run: with pytest-xdist, the first worker to ask makes it
+    (under a file lock) and the others read what it recorded; a plain run just makes it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return make(tmp_path_factory.mktemp(name))
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every worker of this run
+    record = shared / f"{name}.json"
+    with FileLock(str(shared / f"{name}.lock")):
+        if record.is_file():
+            data = json.loads(record.read_text())
+            return Trained(Path(data["root"]), data["output"], data["run_ids"],
+                           Path(data["sweep_dir"]) if data["sweep_dir"] else None, data["parent"])
+        root = shared / name
+        root.mkdir()
+        trained = make(root)
+        record.write_text(json.dumps({"root": str(trained.root), "output": trained.output,
+                                      "run_ids": trained.run_ids, "parent": trained.parent,
+                                      "sweep_dir": str(trained.sweep_dir) if trained.sweep_dir else None}))
+        return trained
+
+
 def _env(root: Path, cache_dir: Path) -> dict[str, str]:
     return {"SEG58_CACHE_DIR": str(cache_dir), "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
             "PYTHONUNBUFFERED": "1"}
@@ -97,12 +121,15 @@ def _training_runs(uri: str) -> list:
 def smoke_run(tmp_path_factory, cache_dir) -> Trained:
     """One smoke training of 2 epochs at lr 3e-3 with every batch, by a real `python -m seg58`
     process (the suite's canary that the installed command trains end to end)."""
-    root = tmp_path_factory.mktemp("smoke_run")
-    res = subprocess.run([sys.executable, "-m", "seg58", *SMOKE, "trainer.epochs=2", "optim.lr=3e-3"], cwd=root,
-                         env={**os.environ, **_env(root, cache_dir)}, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    (run,) = _training_runs(f"sqlite:///{root / 'mlflow.db'}")
-    return Trained(root, res.stdout + res.stderr, [run.info.run_id])
+
+    def make(root: Path) -> Trained:
+        res = subprocess.run([sys.executable, "-m", "seg58", *SMOKE, "trainer.epochs=2", "optim.lr=3e-3"], cwd=root,
+                             env={**os.environ, **_env(root, cache_dir)}, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        (run,) = _training_runs(f"sqlite:///{root / 'mlflow.db'}")
+        return Trained(root, res.stdout + res.stderr, [run.info.run_id])
+
+    return _once_per_run(tmp_path_factory, "smoke_run", make)
 
 
 @pytest.fixture(scope="session")
@@ -111,16 +138,18 @@ def smoke_sweep(tmp_path_factory, cache_dir) -> Trained:
     seg58-test@champion; its parent run, summary and leaderboard."""
     from inproc import run_seg58
 
-    root = tmp_path_factory.mktemp("smoke_sweep")
-    res = run_seg58(["-m", *SMOKE, f"encoder.name={','.join(SWEEP_ENCODERS)}", "trainer.visuals=0",
-                     "data.synthetic.n_images=20",  # >= 3 validation images: bootstrap intervals (report --compare)
-                     f"tracking.register={SWEEP_MODEL}"], root, _env(root, cache_dir))
-    assert res.returncode == 0, res.stderr[-3000:]
-    (summary,) = root.glob("multirun/*/*/sweep_summary.json")
-    parent = json.loads(summary.read_text())["mlflow_parent_run_id"]
-    runs = sorted(_training_runs(f"sqlite:///{root / 'mlflow.db'}"),
-                  key=lambda r: SWEEP_ENCODERS.index(r.data.params["encoder.name"]))
-    return Trained(root, res.stdout + res.stderr, [r.info.run_id for r in runs], summary.parent, parent)
+    def make(root: Path) -> Trained:
+        res = run_seg58(["-m", *SMOKE, f"encoder.name={','.join(SWEEP_ENCODERS)}", "trainer.visuals=0",
+                         "data.synthetic.n_images=20",  # >= 3 validation images: intervals (report --compare)
+                         f"tracking.register={SWEEP_MODEL}"], root, _env(root, cache_dir))
+        assert res.returncode == 0, res.stderr[-3000:]
+        (summary,) = root.glob("multirun/*/*/sweep_summary.json")
+        parent = json.loads(summary.read_text())["mlflow_parent_run_id"]
+        runs = sorted(_training_runs(f"sqlite:///{root / 'mlflow.db'}"),
+                      key=lambda r: SWEEP_ENCODERS.index(r.data.params["encoder.name"]))
+        return Trained(root, res.stdout + res.stderr, [r.info.run_id for r in runs], summary.parent, parent)
+
+    return _once_per_run(tmp_path_factory, "smoke_sweep", make)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from typing import Any
 
 from seg58.base.names import PARENT_RUN_TAG, STOP_KIND_TAG
 from seg58.base.stop import StopKind
+from seg58.tracking.sweep_plot import write_parallel_plots
 
 COLUMNS = ["rank", "run", "overrides", "best_val_miou", "best_epoch", "imgs_per_s",
            "peak_mem_mb", "time_s", "epochs", "status"]
@@ -179,6 +180,7 @@ def publish(client: Any, parent_id: str, class_iou: Sequence[str] = ()) -> list[
             (folder / "leaderboard_by_seed.md").write_text(seed_markdown(groups) + "\n")
         if rows:
             plot_curves(client, rows, folder / "val_miou_curves.png")
+            write_parallel_plots(rows, folder)  # the swept keys against val/miou (seg58/tracking/sweep_plot.py)
         client.log_artifacts(parent_id, str(folder), artifact_path="report")
     finished = [r for r in rows if r["status"] == "FINISHED"]
     if finished:

@@ -51,6 +51,9 @@ def test_sweep_over_two_encoders_gives_two_runs(smoke_sweep):
     assert sorted(r.data.params["encoder.name"] for r in runs) == ["tu-test_convnext", "tu-test_resnet"]
     assert all(r.info.status == "FINISHED" for r in runs)
     assert len(list(smoke_sweep.sweep_dir.glob("[01]/.hydra/config.yaml"))) == 2
+    # the parent run carries the swept key against val/miou (MLflow's own compare page opens elsewhere)
+    report = {a.path for a in MlflowClient(smoke_sweep.uri).list_artifacts(smoke_sweep.parent, "report")}
+    assert {"report/parallel_coordinates.html", "report/parallel_coordinates.png"} <= report
 
 
 def test_parallel_local_sweep_on_a_new_store_does_not_race(cli, tmp_path):

@@ -57,3 +57,19 @@ def test_report_takes_rare_for_the_rarest_classes_and_names_a_bad_key(sweep, cap
     assert "| iou/dust | iou/hair | iou/puncture | iou/burn_marks |" in capsys.readouterr().out
     with pytest.raises(UsageError, match="no class dusty; valid: rare, clean, material_loss"):
         class_keys("dusty")
+
+
+def test_the_sweeps_parallel_coordinates_show_the_swept_keys_against_val_miou(tmp_path):
+    from seg58.tracking.sweep_plot import swept_table, write_parallel_plots
+
+    rows = [{"status": "FINISHED", "overrides": "encoder=resnet50 optim.lr=0.0001", "best_val_miou": 0.41},
+            {"status": "FINISHED", "overrides": "encoder=swin optim.lr=0.01", "best_val_miou": 0.38},
+            {"status": "FAILED", "overrides": "encoder=swin optim.lr=0.1", "best_val_miou": float("nan")}]
+    keys, values, scores = swept_table(rows)
+    assert keys == ["encoder", "optim.lr"] and scores == [0.41, 0.38] and len(values) == 2  # the failed one left out
+    html, png = write_parallel_plots(rows, tmp_path)
+    page = html.read_text()
+    assert '"parcoords"' in page and "log10(optim.lr)" in page and "swin" in page
+    assert r'"label":"val\u002fmiou"' in page  # plotly's JSON escapes the slash
+    assert png.stat().st_size > 5_000
+    assert write_parallel_plots([{**rows[0], "overrides": ""}], tmp_path / "none") == []  # nothing swept
