@@ -42,3 +42,10 @@ def test_every_server_a_recipe_starts_listens_on_this_machine_only():
     wide = re.compile(r"(--host|-h)[ =](0\.0\.0\.0|::)(?=\s|$)")
     assert wide.search("mlflow server --host 0.0.0.0 --port 5000") and wide.search("mlflow ui -h ::")
     assert len(servers) >= 3 and not [s for s in servers if wide.search(s)]
+
+
+def test_every_page_is_listed_in_the_readme_and_on_the_home_page():
+    pages = sorted(p.name for p in (REPO / "docs").glob("*.md") if p.name != "index.md")
+    readme, home = (REPO / "README.md").read_text(), (REPO / "docs" / "index.md").read_text()
+    assert [p for p in pages if f"(docs/{p})" not in readme] == []
+    assert [p for p in pages if f"({p})" not in home] == []
