@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seg58.base.classes import metric_key
 from seg58.base.names import SWEEP_PARENT_TAG
+from seg58.base.stop import StopKind, StopReason
 from seg58.sweep.folds import cv_table, format_cv, quoted
 from seg58.sweep.study import objective_of
 
@@ -45,7 +46,8 @@ def cross_validate(cfg: DictConfig, run_dir: Path, tags: dict[str, str], metrics
     log.info("cross-validation over %d folds of %s: %s", len(folds), cfg.data.split, ", ".join(folds[i] for i in order))
     base_name = cfg.tracking.run_name or f"{cfg.model.arch}-{cfg.encoder.name}".lower()
     cv_run = _start_run(cfg, base_name, tags, len(folds))
-    cells, stop, failed = [], None, True
+    cells, failed = [], True
+    stop: StopReason | None = None
     try:
         for done, i in enumerate(order, 1):
             fold_cfg, fold_tags = fold_cfgs[i], {**tags, "cv.fold": folds[i], "cv.fold_index": str(i)}
@@ -62,9 +64,9 @@ def cross_validate(cfg: DictConfig, run_dir: Path, tags: dict[str, str], metrics
             if trial is not None:
                 trial.report(values[metrics[0]], i)
                 if done < len(folds) and trial.should_prune():
-                    stop = {"kind": "pruned", "epoch": done,
-                            "detail": f"after {done} of {len(folds)} folds: worse than the best trial's"}
-                    log.info("trial #%d pruned %s", trial.number, stop["detail"])
+                    stop = StopReason(StopKind.pruned, done,
+                                      f"after {done} of {len(folds)} folds: worse than the best trial's")
+                    log.info("trial #%d pruned %s", trial.number, stop.detail)
                     break
         failed = False
     finally:
@@ -75,10 +77,11 @@ def cross_validate(cfg: DictConfig, run_dir: Path, tags: dict[str, str], metrics
         if cv_run:
             from seg58.tracking.cross_validation import finish_cv_run
 
-            finish_cv_run(cfg.tracking.uri, cv_run, table, text, failed, stop)
+            finish_cv_run(cfg.tracking.uri, cv_run, table, text, failed, stop.to_dict() if stop else None)
     group = table[0]
     result: dict[str, Any] = {m: sum(c["values"][m] for c in cells) / len(cells) for m in metrics}
-    result.update(best_val_miou=group["mean"], cv_std=group["std"], cv_folds=len(cells), stop=stop,
+    result.update(best_val_miou=group["mean"], cv_std=group["std"], cv_folds=len(cells),
+                  stop=stop.to_dict() if stop else None,
                   epochs_trained=cfg.trainer.epochs)
     return result
 
