@@ -31,6 +31,18 @@ PRUNING_SEARCH = [
 SLOW_FIXTURES = {"cli", "cli_process", "mlflow_server", "smoke_run", "smoke_sweep", "server_sweep"}
 
 
+def pytest_configure(config):
+    workers = getattr(config, "workerinput", {}).get("workercount")
+    if workers:  # a pytest-xdist worker: the machine's cores are shared by the workers, as by local jobs
+        import torch
+
+        from seg58.base.names import CONCURRENT_JOBS_ENV
+        from seg58.engine.runtime import available_cpus
+
+        os.environ.setdefault(CONCURRENT_JOBS_ENV, str(workers))
+        torch.set_num_threads(max(1, available_cpus() // workers))
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES & set(item.fixturenames):
