@@ -55,23 +55,22 @@ def ended_states(env, job_id: str, timeout: float = 60) -> list[str]:
 
 def test_card_sweep_fans_out_as_one_slurm_job_per_cell(slurm, tmp_path):
     env, run, _ = slurm
-    rc, out = run(*SMOKE, "encoder.name=tu-test_resnet,tu-test_convnext,tu-test_efficientnet")
+    rc, out = run(*SMOKE, "encoder.name=tu-test_resnet,tu-test_convnext")
     assert rc == 0, out[-3000:]
     cells = summary(tmp_path)
-    assert [c["status"] for c in cells] == ["COMPLETED"] * 3
+    assert [c["status"] for c in cells] == ["COMPLETED"] * 2
     for c in cells:
         assert ended_states(env, c["job_id"]) == ["COMPLETED"]
     # each cell was reported as it ended, with its SLURM id, objective and time
-    ended = re.findall(r"\[(\d)/3 ended\]\s+#(\d) COMPLETED\s+slurm=(\S+) objective=[\d.]+ epochs=1 in \dm\d\ds", out)
-    assert sorted(n for _, n, _ in ended) == ["0", "1", "2"] and [k for k, _, _ in ended] == ["1", "2", "3"]
+    ended = re.findall(r"\[(\d)/2 ended\]\s+#(\d) COMPLETED\s+slurm=(\S+) objective=[\d.]+ epochs=1 in \dm\d\ds", out)
+    assert sorted(n for _, n, _ in ended) == ["0", "1"] and [k for k, _, _ in ended] == ["1", "2"]
     assert {j for _, _, j in ended} == {c["job_id"] for c in cells}
     runs = mlflow_runs(env["MLFLOW_TRACKING_URI"], "smoke")
-    assert sorted(r.data.params["encoder.name"] for r in runs) == [
-        "tu-test_convnext", "tu-test_efficientnet", "tu-test_resnet"]
+    assert sorted(r.data.params["encoder.name"] for r in runs) == ["tu-test_convnext", "tu-test_resnet"]
     assert all(r.info.status == "FINISHED" for r in runs)
     # each job trained with the CPUs SLURM granted (1), not the node's
-    logs = [p.read_text() for p in tmp_path.glob("multirun/*/*/[012]/seg58.log")]
-    assert len(logs) == 3 and all("threads=1 " in log for log in logs)
+    logs = [p.read_text() for p in tmp_path.glob("multirun/*/*/[01]/seg58.log")]
+    assert len(logs) == 2 and all("threads=1 " in log for log in logs)
 
 
 def test_a_failing_cell_does_not_lose_the_others_and_can_be_rerun_alone(slurm, tmp_path):
@@ -97,8 +96,8 @@ def test_a_failing_cell_does_not_lose_the_others_and_can_be_rerun_alone(slurm, t
 
 def test_preempted_job_requeues_and_resumes_into_the_same_mlflow_run(slurm, tmp_path):
     env, _, start = slurm
-    epochs = 30
-    proc = start(*SMOKE, "data.synthetic.n_images=40", f"trainer.epochs={epochs}")
+    epochs = 12
+    proc = start(*SMOKE, "data.synthetic.n_images=24", f"trainer.epochs={epochs}")
     last = wait_for(lambda: next(tmp_path.glob("multirun/*/*/0/checkpoints/last.pt"), None), 120, "a checkpoint")
     job_id = wait_for(lambda: slurm_cmd(env, "squeue", "-h", "-o", "%i").strip(), 10, "the job id")
     # what SLURM sends before preemption/timeout: submitit checkpoints and requeues the job
