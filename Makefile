@@ -17,8 +17,8 @@ docs:           ## the documentation site into site/, failing on any broken link
 docs-serve:     ## the documentation site, live, at http://127.0.0.1:8000
 	.venv/bin/mkdocs serve
 
-test:           ## the whole suite (what CI runs; SLURM and UI tests skip without their packages)
-	$(PY) -m pytest
+test:           ## the whole suite as CI runs it, in 2 workers (SLURM and UI tests skip without their packages)
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 test-fast:      ## the fast tier: no CLI end-to-end runs, no SLURM, no browser
 	$(PY) -m pytest $(FAST)

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 INSTALL_AND_RUN = ("python3 -m venv .venv && .venv/bin/pip install -c constraints.txt -e . && "
                    ".venv/bin/python -m seg58 -m encoder=resnet50,convnext_tiny,swin")
 INSTALL_AND_TEST = ("python3 -m venv .venv && .venv/bin/pip install -c constraints.txt -e '.[test]' && "
-                    ".venv/bin/ruff check . && .venv/bin/python -m pytest")
+                    ".venv/bin/ruff check . && .venv/bin/python -m pytest -n 2 --dist loadgroup")
 
 
 def test_the_site_builds_strictly(tmp_path):
