@@ -128,12 +128,14 @@ def start_mlflow_server(port: int, store: Path, backend_uri: str | None = None, 
     `app_name="basic-auth"`: with users (its settings from $MLFLOW_AUTH_CONFIG_PATH)."""
     store.mkdir(parents=True, exist_ok=True)
     out = open(log, "ab") if log else subprocess.DEVNULL  # the child keeps its own copy
+    # no background job runner (MLflow's GenAI evaluation jobs): seven worker processes fewer
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", backend_uri or f"sqlite:///{store / 'server.db'}",
          "--artifacts-destination", str(store / "artifacts"), "--workers", str(workers),
          *(["--app-name", app_name] if app_name else [])],
-        stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+        stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL, env=env,
         start_new_session=True)  # its own process group: uvicorn workers and job runner die with it
     if log:
         out.close()
