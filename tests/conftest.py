@@ -47,8 +47,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
-        if item.get_closest_marker("slurm"):  # with pytest-xdist (--dist loadgroup): one worker, one cluster
-            item.add_marker(pytest.mark.xdist_group("slurm"))
+        if item.get_closest_marker("slurm") and not item.get_closest_marker("xdist_group"):
+            raise pytest.UsageError(f"{item.nodeid}: a SLURM test needs pytest.mark.xdist_group('slurm') in its "
+                                    "module (one cluster per machine: pytest-xdist must keep them in one worker)")
 
 
 @pytest.fixture(scope="session")

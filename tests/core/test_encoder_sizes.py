@@ -15,6 +15,7 @@ from conftest import make
 from seg58.config import factory
 from seg58.tracking.model import predict_masks
 
+pytestmark = pytest.mark.slow  # builds every encoder of conf/encoder/ (ResNet-50, Swin-T, ...): ~45 s on 2 cores
 ENCODERS = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "conf" / "encoder").glob("*.yaml"))
 IMAGE = np.random.default_rng(0).integers(0, 256, (97, 150, 3), dtype=np.uint8)  # H x W: no multiple of 32
 

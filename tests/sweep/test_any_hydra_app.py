@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each test runs sweeps of a real app process end to end
 APPS = Path(__file__).resolve().parents[1] / "apps"
 
 

@@ -19,7 +19,7 @@ from conftest import PRUNING_SEARCH, REPO, mlflow_runs, wait_for
 from inproc import run_seg58
 from mlflow.tracking import MlflowClient
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]  # pytest-xdist: one worker, one cluster
 
 SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
 

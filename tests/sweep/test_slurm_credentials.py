@@ -19,7 +19,7 @@ from cluster_fixtures import ADMIN, ALICE, server_runs
 from conftest import PG_SECRET
 from test_slurm import SMOKE, ended_states, sacct_states, slurm_cmd, wait_for
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]  # pytest-xdist: one worker, one cluster
 
 SECRETS = (ALICE[1], ADMIN[1], PG_SECRET)
 

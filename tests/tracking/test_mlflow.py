@@ -85,7 +85,8 @@ def test_concurrent_writers_lose_nothing(tmp_path, store, request):
 def test_rerun_of_a_past_run_recomposes_its_config_and_tags_the_source(cli, tmp_path, smoke_run):
     uri = writable_copy(smoke_run, tmp_path).uri  # the suite's shared run is the past run
     (source,) = mlflow_runs(uri, "smoke")
-    again = cli("rerun", source.info.run_id)
+    # the data cache it trained with (under pytest-xdist another worker may have trained it)
+    again = cli("rerun", source.info.run_id, env={"SEG58_CACHE_DIR": source.data.params["paths.cache_dir"]})
     assert again.returncode == 0, again.stderr[-2000:]
     assert "optim.lr=3e-3" in again.stdout
     (new,) = [r for r in mlflow_runs(uri, "smoke") if r.info.run_id != source.info.run_id]
