@@ -43,6 +43,7 @@ def pytest_configure(config):
         torch.set_num_threads(max(1, available_cpus() // workers))
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-xdist has named each item's group
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES & set(item.fixturenames):
@@ -50,6 +51,9 @@ def pytest_collection_modifyitems(config, items):
         if item.get_closest_marker("slurm") and not item.get_closest_marker("xdist_group"):
             raise pytest.UsageError(f"{item.nodeid}: a SLURM test needs pytest.mark.xdist_group('slurm') in its "
                                     "module (one cluster per machine: pytest-xdist must keep them in one worker)")
+        if item.get_closest_marker("xdist_group") and config.getvalue("loadgroup") and "@" not in item.nodeid:
+            raise pytest.UsageError("pytest-xdist's --dist loadgroup ignored the test groups (pytest 9.2 and later "
+                                    "with pytest-xdist 3.8): install the pinned pytest (constraints.txt)")
 
 
 @pytest.fixture(scope="session")
