@@ -1,7 +1,6 @@
 """Why a run ended before its last epoch, as one typed value: the trainer sets it, the run's
-summary and MLflow tags carry it, the sweep's bookkeeping and the leaderboard read it. Before,
-the same fact travelled as a sentence parsed with startswith("pruned"), a checkpoint field and
-a tag."""
+summary and MLflow tags carry it, the sweep's bookkeeping and the leaderboard read it, so none
+of them parses a sentence."""
 
 from __future__ import annotations
 

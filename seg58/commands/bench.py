@@ -74,8 +74,8 @@ def run_bench(cfg: DictConfig, tracker=None) -> dict[str, Any]:
     splits = factory.data_splits(cfg, preload=True)  # the configured split protocol and holdout
     preload_rss = rss() - rss0
     train_loader, _ = factory.loaders(cfg, splits, rt)
-    trainer = factory.trainer(cfg, device, None, [tracker] if tracker else [])
-    trainer.configure_schedule((b.warmup + b.steps + 1) + b.epochs * trainer.batches_per_epoch(train_loader))
+    trainer = factory.trainer(cfg, device, None)
+    trainer.start((b.warmup + b.steps + 1) + b.epochs * trainer.batches_per_epoch(train_loader))
 
     images, masks = next(iter(train_loader))
     images, masks = images.to(device), masks.to(device)
@@ -85,6 +85,7 @@ def run_bench(cfg: DictConfig, tracker=None) -> dict[str, Any]:
 
     if tracker:
         tracker.on_fit_start(trainer)
+        trainer.register(tracker)  # started after the first step, which it must not time
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     n_imgs, start = 0, time.perf_counter()

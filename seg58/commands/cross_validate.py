@@ -21,7 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from seg58.base.classes import metric_key
 from seg58.base.names import SWEEP_PARENT_TAG
+from seg58.base.status import CellStatus
 from seg58.base.stop import StopKind, StopReason
+from seg58.engine.callback import FitSummary
 from seg58.sweep.folds import cv_table, format_cv, quoted
 from seg58.sweep.study import objective_of
 
@@ -29,7 +31,7 @@ log = logging.getLogger("seg58")
 
 
 def cross_validate(cfg: DictConfig, run_dir: Path, tags: dict[str, str], metrics: list[str],
-                   directions: list[str], train: Callable[..., dict[str, Any]], trial: Any = None) -> dict[str, Any]:
+                   directions: list[str], train: Callable[..., FitSummary], trial: Any = None) -> dict[str, Any]:
     """`train(cfg, run_dir, tags)` runs one fold (seg58/commands/train.py's train)."""
     from seg58.config import factory
     from seg58.config.config_checks import check_config
@@ -57,8 +59,8 @@ def cross_validate(cfg: DictConfig, run_dir: Path, tags: dict[str, str], metrics
             fold_dir = run_dir / f"fold_{i}"
             fold_dir.mkdir(parents=True, exist_ok=True)
             summary = train(fold_cfg, fold_dir, fold_tags)
-            values = {m: objective_of(summary["history"], m, d) for m, d in zip(metrics, directions, strict=True)}
-            cells.append({"num": i, "overrides": [f"{key}={quoted(folds[i])}"], "status": "COMPLETED",
+            values = {m: objective_of(summary.history, m, d) for m, d in zip(metrics, directions, strict=True)}
+            cells.append({"num": i, "overrides": [f"{key}={quoted(folds[i])}"], "status": CellStatus.COMPLETED,
                           "objective": values[metrics[0]], "values": values})
             log.info("fold %d/%d (%s): %s=%.4f", done, len(folds), folds[i], metrics[0], values[metrics[0]])
             if trial is not None:
@@ -77,7 +79,7 @@ def cross_validate(cfg: DictConfig, run_dir: Path, tags: dict[str, str], metrics
         if cv_run:
             from seg58.tracking.cross_validation import finish_cv_run
 
-            finish_cv_run(cfg.tracking.uri, cv_run, table, text, failed, stop.to_dict() if stop else None)
+            finish_cv_run(cfg.tracking.uri, cv_run, table, text, failed, stop)
     group = table[0]
     result: dict[str, Any] = {m: sum(c["values"][m] for c in cells) / len(cells) for m in metrics}
     result.update(best_val_miou=group["mean"], cv_std=group["std"], cv_folds=len(cells),

@@ -19,6 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from seg58.base.names import (
+    BEST_CHECKPOINT,
     CHECKPOINT_DIR,
     COMPLETED_MARKER,
     LAST_CHECKPOINT,
@@ -34,6 +35,7 @@ from seg58.base.names import (
 from seg58.config.schema import config_dir
 from seg58.config.user_errors import reported_as_user_errors
 from seg58.data.splits import ALL_FOLDS
+from seg58.engine.callback import Callback, FitSummary
 from seg58.sweep.study import StudySpec, objective_of
 
 log = logging.getLogger("seg58")
@@ -103,14 +105,14 @@ def app(cfg: DictConfig) -> dict:
     started = time.time()
     with reported_as_user_errors():
         summary = train(cfg, run_dir, tags, callbacks)
-    log.info("best val mIoU %.4f at epoch %d", summary["best_val_miou"], summary["best_epoch"] + 1)
-    result = {k: summary[k] for k in ("best_val_miou", "best_epoch", "epochs_trained")}
-    result["stop"] = summary["stop"].to_dict() if summary["stop"] else None
-    result["seconds"] = round(time.time() - started, 1)
-    result.update(summary.get("costs", {}))
+    log.info("best val mIoU %.4f at epoch %d", summary.best_val_miou, summary.best_epoch + 1)
+    result: dict[str, Any] = {"best_val_miou": summary.best_val_miou, "best_epoch": summary.best_epoch,
+                              "epochs_trained": summary.epochs_trained,
+                              "stop": summary.stop.to_dict() if summary.stop else None,
+                              "seconds": round(time.time() - started, 1), **summary.final}
     for metric, direction in zip(metrics, directions, strict=False):  # the best epoch's value, or a cost
         result[metric] = result[metric] if metric in result else \
-            objective_of(summary["history"], metric, str(direction))
+            objective_of(summary.history, metric, str(direction))
     return result
 
 
@@ -141,11 +143,10 @@ def resume_checkpoint(resume: str, run_dir: Path | None) -> Path | None:
 
 
 def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | None = None,
-          callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+          callbacks: Sequence[Callback] = ()) -> FitSummary:
     """Validate everything cheap first, then the data, and only then open a tracking run.
 
-    `callbacks` (engine Callbacks) run first (a search trial's reporter may stop the run before
-    it is logged as finished); the summary holds the per-epoch history."""
+    `callbacks` join the run's own hooks (a search trial's pruning reporter)."""
     from seg58.base.errors import DataError
     from seg58.config import factory
     from seg58.config.config_checks import check_config
@@ -172,14 +173,14 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
         raise
     train_loader, val_loader = factory.loaders(cfg, splits, rt)
 
-    callbacks = [*callbacks, CostMeter(cfg.data.img_size)]  # before the tracker, which logs the costs
+    callbacks = [*callbacks, CostMeter(cfg.data.img_size)]
     if cfg.trainer.patience:
         callbacks.append(EarlyStopping(cfg.trainer.patience, cfg.trainer.min_delta))
     visuals_dir = run_dir / VISUALS_DIR if run_dir and cfg.trainer.visuals else None
-    if visuals_dir is not None:  # before the tracker, which logs the folder at the end
+    if visuals_dir is not None:
         from seg58.engine.visuals import BestEpochVisuals
 
-        callbacks.append(BestEpochVisuals(splits.val, visuals_dir, cfg.trainer.visuals))
+        callbacks.append(BestEpochVisuals(splits.val, visuals_dir, cfg.trainer.visuals, cfg.data.num_classes))
     end_dirs = {"visuals": visuals_dir} if visuals_dir else {}
     if run_dir is not None:  # the best epoch's per-image matrices, for `seg58 report --compare`
         end_dirs[PER_IMAGE_DIR] = run_dir / PER_IMAGE_DIR
@@ -206,10 +207,11 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
             system_metrics_interval_s=cfg.tracking.system_metrics_interval_s,
             model_config=(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
                           if cfg.tracking.log_model else None),
+            best_checkpoint=folder / BEST_CHECKPOINT if (folder := factory.checkpoint_dir(cfg, run_dir)) else None,
         ))
     trainer = factory.trainer(cfg, rt.device, run_dir, callbacks)
     summary = trainer.fit(train_loader, val_loader, resume_checkpoint(cfg.trainer.resume, run_dir))
     if run_dir is not None:
         (run_dir / COMPLETED_MARKER).touch()  # a later `resume=auto` must not pick this run up
-    return {**summary, "history": trainer.history}
+    return summary
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,14 @@ from seg58.data.folder import Sample, scan_folder
 from seg58.data.lineage import Lineage, content_digest, dataset_lineage
 from seg58.data.loaders import make_loaders
 from seg58.data.splits import SplitSpec
+from seg58.engine.callback import Callback
 from seg58.engine.checkpoints import load_checkpoint, load_weights
+from seg58.engine.evaluator import SegmentationEvaluator
+from seg58.engine.hooks import Checkpointer, LRSchedule
 from seg58.engine.inference import Predictor
+from seg58.engine.options import TrainerOptions
 from seg58.engine.runtime import resolve_device, resolve_threads, resolve_workers, seed_everything
-from seg58.engine.trainer import Callback, Trainer
+from seg58.engine.trainer import Trainer
 from seg58.modeling.losses import BackgroundAsClass
 from seg58.modeling.models import build_model, input_multiple
 
@@ -121,31 +126,28 @@ def model(cfg: DictConfig, pretrained: bool = True) -> nn.Module:
     )
 
 
+def checkpoint_dir(cfg: DictConfig, run_dir: Path | None) -> Path | None:
+    """Where a run's last.pt and best.pt go (None: trainer.checkpoint=false, or no run folder)."""
+    return run_dir / CHECKPOINT_DIR if (run_dir and cfg.trainer.checkpoint) else None
+
+
+def evaluator(cfg: DictConfig, device: torch.device) -> partial[SegmentationEvaluator]:
+    """A fresh evaluator per validation, scoring what the data config says the masks hold."""
+    return partial(SegmentationEvaluator, cfg.data.num_classes, ignore_index=cfg.data.ignore_index, device=device,
+                   background=cfg.data.background, mapping=cfg.data.hierarchy, per_image=True)
+
+
 def trainer(cfg: DictConfig, device: torch.device, run_dir: Path | None = None,
             callbacks: Sequence[Callback] = ()) -> Trainer:
-    t = cfg.trainer
-    return Trainer(
-        model(cfg),
-        loss(cfg),
-        instantiate(cfg.optim.optimizer),
-        instantiate(cfg.optim.scheduler) if cfg.optim.scheduler else None,
-        device=device,
-        epochs=t.epochs,
-        amp=t.amp,
-        cpu_amp=t.cpu_amp,
-        num_classes=cfg.data.num_classes,
-        ignore_index=cfg.data.ignore_index,
-        background=cfg.data.background,
-        hierarchy=cfg.data.hierarchy,
-        checkpoint_dir=run_dir / CHECKPOINT_DIR if (run_dir and t.checkpoint) else None,
-        callbacks=callbacks,
-        limit_train_batches=t.limit_train_batches,
-        limit_val_batches=t.limit_val_batches,
-        progress=t.progress,
-        nonfinite=t.nonfinite,
-        channels_last=t.channels_last,
-        compile_model=t.compile,
-    )
+    """The Trainer with its own hooks (the LR schedule, checkpoints) beside `callbacks`."""
+    hooks = [*callbacks]
+    if cfg.optim.scheduler:
+        hooks.append(LRSchedule(instantiate(cfg.optim.scheduler)))
+    folder = checkpoint_dir(cfg, run_dir)
+    if folder is not None:
+        hooks.append(Checkpointer(folder))
+    return Trainer(model(cfg), loss(cfg), instantiate(cfg.optim.optimizer), device=device,
+                   options=TrainerOptions.from_mapping(cfg.trainer), evaluator=evaluator(cfg, device), hooks=hooks)
 
 
 def size_multiple(cfg: DictConfig) -> int:

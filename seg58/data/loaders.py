@@ -18,7 +18,18 @@ from seg58.data.sampling import masks_on_disk, train_weights
 
 
 def _seed_worker(worker_id: int) -> None:
-    np.random.seed(torch.initial_seed() % 2**32)
+    seed = torch.initial_seed() % 2**32  # the loader's draw for this worker: follows its generator
+    np.random.seed(seed)
+    info = torch.utils.data.get_worker_info()
+    _seed_transform(info.dataset if info is not None else None, seed)
+
+
+def _seed_transform(dataset: object, seed: int) -> None:
+    """albumentations 2 draws from each pipeline's own generators, seeded from the OS unless told:
+    without this, two runs with the same trainer.seed would augment differently."""
+    transform = getattr(dataset, "transform", None)
+    if hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(seed)
 
 
 def _masks(ds: SegmentationDataset) -> Iterator[np.ndarray]:
@@ -39,6 +50,7 @@ def make_loaders(splits: DataSplits, batch_size: int, workers: int, device: torc
     common = dict(num_workers=workers, pin_memory=device.type == "cuda",
                   persistent_workers=workers > 0, worker_init_fn=_seed_worker)
     generator = torch.Generator().manual_seed(seed)
+    _seed_transform(splits.train, seed)  # with workers=0 the main process augments
     weights = train_weights(sampler, sampler_power, _masks(splits.train))
     order = dict(shuffle=True) if weights is None else dict(sampler=WeightedRandomSampler(
         weights.tolist(), num_samples=len(splits.train), replacement=True, generator=generator))

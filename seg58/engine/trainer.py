@@ -1,4 +1,7 @@
-"""The training loop: plain PyTorch, no Hydra or MLflow (those hook in through callbacks)."""
+"""The training loop: plain PyTorch, no Hydra or MLflow (those hook in through callbacks).
+
+Like detectron2's train_loop.py: the loop itself only steps, validates and asks its hooks; the
+LR schedule and checkpointing are hooks too (seg58/engine/hooks.py), run before any reporter."""
 
 from __future__ import annotations
 
@@ -7,52 +10,36 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from seg58.base.choices import Background, CpuAmp, HierarchyMapping, NonFinite
-from seg58.base.classes import CLASS_NAMES
+from seg58.base.choices import NonFinite
 from seg58.base.errors import NonFiniteLossError
-from seg58.base.names import BEST_CHECKPOINT, LAST_CHECKPOINT
 from seg58.base.stop import StopReason
-from seg58.engine.checkpoints import load_checkpoint, load_weights, save_atomic
+from seg58.engine.callback import Callback, FitSummary, TrainerEvent
+from seg58.engine.checkpoints import load_checkpoint, load_weights, restore_rng, rng_state
 from seg58.engine.evaluator import SegmentationEvaluator
+from seg58.engine.options import TrainerOptions
 from seg58.engine.runtime import autocast_dtype, peak_memory_mb, reset_peak_memory
 from seg58.engine.validation import as_float, validation_pass
 
 log = logging.getLogger(__name__)
 
-
-class Callback:
-    """A trainer hook. Every method does nothing by default (like detectron2's HookBase), so a
-    callback overrides only what it needs and the trainer never probes with hasattr."""
-
-    def on_fit_start(self, trainer: Trainer) -> None:
-        """Before the first epoch (also after a resume: trainer.history holds the earlier epochs)."""
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
-        """After validation and after the epoch's checkpoint is on disk."""
-
-    def on_fit_end(self, trainer: Trainer, summary: dict[str, Any]) -> None:
-        """After the last epoch (or an early stop)."""
-
-    def on_failure(self, trainer: Trainer, error: BaseException) -> None:
-        """fit() is ending by an exception, including SystemExit/KeyboardInterrupt (preemption)."""
-
-    def on_event(self, trainer: Trainer, key: str, value: Any) -> None:
-        """Something notable happened mid-epoch (OOM back-off, a skipped non-finite step)."""
+H = TypeVar("H", bound=Callback)
 
 
 class Trainer:
-    """AMP training with AdamW-style optimizers and a per-batch LR schedule (OneCycle).
+    """AMP training with AdamW-style optimizers and per-step hooks (the OneCycle schedule).
 
     fp16 + GradScaler on CUDA, bf16 autocast on CPU. Loss and metrics accumulate on the
     device so the hot loop never waits for the GPU; they are read once per epoch.
+    `evaluator` makes a fresh evaluator for each validation (default: ARTeFACT's 16 classes).
     """
 
     def __init__(
@@ -60,109 +47,106 @@ class Trainer:
         model: nn.Module,
         loss_fn: nn.Module,
         optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
-        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None,
         *,
         device: torch.device,
-        epochs: int,
-        amp: bool = True,
-        cpu_amp: CpuAmp | str = CpuAmp.auto,
-        num_classes: int = len(CLASS_NAMES),
-        class_names: Sequence[str] = CLASS_NAMES,
-        ignore_index: int = 255,
-        background: Background | str = Background.ignore,
-        hierarchy: HierarchyMapping | str = HierarchyMapping.seg58,
-        checkpoint_dir: str | Path | None = None,
-        callbacks: Sequence[Callback] = (),
-        limit_train_batches: int | None = None,
-        limit_val_batches: int | None = None,
-        progress: bool | None = None,
-        nonfinite: NonFinite | str = NonFinite.skip,
-        channels_last: bool = False,
-        compile_model: bool = False,
+        options: TrainerOptions | None = None,
+        evaluator: Callable[[], SegmentationEvaluator] | None = None,
+        hooks: Sequence[Callback] = (),
     ):
-        self.device = device
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.device, self.options = device, options or TrainerOptions()
+        options = self.options
+        self.epochs = options.epochs
+        self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         self.model = model.to(device, memory_format=self.memory_format)
-        self._forward = torch.compile(self.model) if compile_model else self.model
+        self._forward = torch.compile(self.model) if options.compile else self.model
         self.loss_fn = loss_fn.to(device)
         self.optimizer = optimizer(self.model.parameters())
-        self._scheduler_factory = scheduler
-        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
-        self.epochs = epochs
-        dtype = autocast_dtype(device, amp, cpu_amp)
+        self.make_evaluator = evaluator or partial(SegmentationEvaluator, device=device, per_image=True)
+        dtype = autocast_dtype(device, options.amp, options.cpu_amp)
         self.amp, self.amp_dtype = dtype is not None, dtype or torch.bfloat16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and device.type == "cuda")
-        self.num_classes = num_classes
-        self.class_names = class_names
-        self.ignore_index = ignore_index
-        self.background, self.hierarchy = Background(background), HierarchyMapping(hierarchy)
-        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
-        self.callbacks = list(callbacks)
-        self.limit_train_batches = limit_train_batches
-        self.limit_val_batches = limit_val_batches
-        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.hooks: list[Callback] = []
+        self.register(*hooks)
+        self.progress = sys.stderr.isatty() if options.progress is None else options.progress
         self.history: list[dict[str, float]] = []
         self.best: dict[str, float] = {"val/miou": -math.inf, "epoch": -1}
         self.start_epoch = 0  # > 0 after resuming from a checkpoint
+        self.total_steps = 0  # optimisation steps planned (set by start(); the LR schedule's length)
         self.stop_reason: StopReason | None = None  # set by request_stop()
-        self.nonfinite = NonFinite(nonfinite)
         self.accum_steps = 1  # doubled on out-of-memory; the effective batch stays the same
         self.global_step = 0
         self._nonfinite_in_epoch = 0
         self.last_confusion: torch.Tensor | None = None  # of the latest validation, on the CPU
         self.last_per_image: tuple[list[str], Any] | None = None  # (image ids, (N, C, C) matrices), idem
         self.meta: dict[str, Any] = {}  # saved in checkpoints; callbacks may note ids here
+        self._data_order: torch.Generator | None = None  # the train loader's, saved with the other RNG states
 
     # -- public -------------------------------------------------------------------------
+    def register(self, *hooks: Callback) -> None:
+        """Add hooks; all of them run in ascending priority, equal ones in the order given."""
+        self.hooks = sorted([*self.hooks, *hooks], key=lambda h: h.priority)
+
+    def hook(self, kind: type[H]) -> H | None:
+        """The first registered hook of this type."""
+        return next((h for h in self.hooks if isinstance(h, kind)), None)
+
     def fit(self, train_loader: DataLoader, val_loader: DataLoader,
-            resume_from: str | Path | None = None) -> dict[str, Any]:
+            resume_from: str | Path | None = None) -> FitSummary:
         """Train `epochs` epochs; with `resume_from` (a last.pt), continue after its epoch with
-        the same optimizer, scheduler, scaler and RNG state, as if never interrupted."""
-        self.configure_schedule(self.epochs * self.batches_per_epoch(train_loader))
-        if resume_from is not None:
-            self.load_state_dict(load_checkpoint(resume_from, self.device))
-            log.info("resumed from %s at epoch %d/%d", resume_from, self.start_epoch + 1, self.epochs)
+        the same optimizer, scheduler, scaler, RNG states and shuffle order, as if never
+        interrupted (bit for bit in fp32 on one device with loader workers=0)."""
+        self._data_order = getattr(train_loader, "generator", None)
         try:
-            return self._fit_epochs(train_loader, val_loader)
+            self.start(self.epochs * self.batches_per_epoch(train_loader), resume_from)
+            self._epochs(train_loader, val_loader)
+            return self._end()
         except BaseException as e:
-            for cb in self.callbacks:
-                cb.on_failure(self, e)
+            for hook in self.hooks:
+                hook.on_failure(self, e)
             raise
+
+    def start(self, total_steps: int, resume_from: str | Path | None = None) -> None:
+        """Ready to step: the checkpoint (if any) loaded, every hook started and its state restored."""
+        self.total_steps = total_steps
+        state = load_checkpoint(resume_from, self.device) if resume_from is not None else None
+        if state is not None:
+            self.load_state_dict(state)
+            log.info("resumed from %s at epoch %d/%d", resume_from, self.start_epoch + 1, self.epochs)
+        for hook in self.hooks:
+            hook.on_fit_start(self)
+        for hook in self.hooks:
+            if state is not None and hook.state_key and state.get(hook.state_key) is not None:
+                hook.load_state_dict(state[hook.state_key])
 
     def request_stop(self, reason: StopReason) -> None:
         """End fit() after the current epoch (early stopping, pruning); that epoch is
         checkpointed and reported to every callback first."""
         self.stop_reason = reason
 
-    def configure_schedule(self, total_steps: int) -> None:
-        """(Re)build the per-step LR schedule for `total_steps` optimisation steps."""
-        if self._scheduler_factory is not None:
-            self.scheduler = self._scheduler_factory(self.optimizer, total_steps=total_steps)
-
     def batches_per_epoch(self, loader: DataLoader) -> int:
-        return self._n_batches(loader, self.limit_train_batches)
+        return self._n_batches(loader, self.options.limit_train_batches)
 
-    def _fit_epochs(self, train_loader: DataLoader, val_loader: DataLoader) -> dict[str, Any]:
-        for cb in self.callbacks:
-            cb.on_fit_start(self)
+    def _epochs(self, train_loader: DataLoader, val_loader: DataLoader) -> None:
         for epoch in range(self.start_epoch, self.epochs):
             metrics = {**self.train_epoch(train_loader, epoch), **self.validate(val_loader)}
             self.history.append(metrics)
-            improved = metrics["val/miou"] > self.best["val/miou"]
-            if improved:
+            if metrics["val/miou"] > self.best["val/miou"]:
                 self.best = {"val/miou": metrics["val/miou"], "epoch": epoch}
-            self._checkpoint(epoch, improved)  # before callbacks: what is logged is never lost
             log.info(self._epoch_line(epoch, metrics))
-            for cb in self.callbacks:
-                cb.on_epoch_end(self, epoch, metrics)
+            for hook in self.hooks:
+                hook.on_epoch_end(self, epoch, metrics)
             if self.stop_reason is not None:
                 log.info("stopping after epoch %d/%d: %s", epoch + 1, self.epochs, self.stop_reason)
                 break
-        summary = {"best_val_miou": self.best["val/miou"], "best_epoch": self.best["epoch"],
-                   "epochs": self.epochs, "epochs_trained": len(self.history), "stop": self.stop_reason,
-                   "last": self.history[-1] if self.history else {}}
-        for cb in self.callbacks:
-            cb.on_fit_end(self, summary)
+
+    def _end(self) -> FitSummary:
+        final: dict[str, float] = {}
+        for hook in self.hooks:  # every hook's last work first: none reads a summary another is still writing
+            final.update(hook.finish(self))
+        summary = FitSummary(best_val_miou=self.best["val/miou"], best_epoch=int(self.best["epoch"]),
+                             epochs=self.epochs, history=tuple(self.history), stop=self.stop_reason, final=final)
+        for hook in self.hooks:
+            hook.on_fit_end(self, summary)
         return summary
 
     def train_epoch(self, loader: DataLoader, epoch: int) -> dict[str, float]:
@@ -205,21 +189,20 @@ class Trainer:
     @torch.no_grad()
     def validate(self, loader: DataLoader) -> dict[str, float]:
         self.model.eval()
-        evaluator = SegmentationEvaluator(self.num_classes, self.class_names, self.ignore_index, self.device,
-                                          self.background, self.hierarchy, per_image=True)
+        evaluator = self.make_evaluator()
         start = time.perf_counter()
         loss = validation_pass(self._forward, self.loss_fn, loader, evaluator, self._n_batches(
-            loader, self.limit_val_batches), amp_dtype=self.amp_dtype if self.amp else None,
+            loader, self.options.limit_val_batches), amp_dtype=self.amp_dtype if self.amp else None,
             memory_format=self.memory_format)
         self.last_confusion = evaluator.confusion
         self.last_per_image = evaluator.per_image_confusion()
         return {"val/loss": loss, **evaluator.metrics("val"), "perf/val_time_s": time.perf_counter() - start}
 
     def state_dict(self, epoch: int) -> dict[str, Any]:
+        """Everything a resume needs, the hooks' own state under their state_key."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "scaler": self.scaler.state_dict(),
             "epoch": epoch,
             "global_step": self.global_step,
@@ -227,15 +210,13 @@ class Trainer:
             "best": self.best,
             "history": self.history,
             "meta": self.meta,
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "rng": rng_state(self._data_order),
+            **{h.state_key: h.state_dict() for h in self.hooks if h.state_key},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         load_weights(self.model, state, "being resumed", type(self.model).__name__)
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state.get("scheduler"):
-            self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.best = dict(state["best"])
         self.meta = dict(state.get("meta", {}))
@@ -243,9 +224,7 @@ class Trainer:
         self.start_epoch = int(state["epoch"]) + 1
         self.global_step = int(state.get("global_step", 0))
         self.accum_steps = int(state.get("accum_steps", 1))
-        torch.set_rng_state(state["rng"]["torch"].cpu())
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([t.cpu() for t in state["rng"]["cuda"]])
+        restore_rng(state["rng"], self._data_order)
 
     def step(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """One optimisation step on a batch already on the device; returns the loss.
@@ -265,7 +244,7 @@ class Trainer:
                 log.warning("out of memory at step %d (%s): retrying with %d accumulation steps of "
                             "%d images", self.global_step, type(e).__name__, self.accum_steps,
                             -(-images.shape[0] // self.accum_steps))
-                self._event("oom.accumulation_steps", self.accum_steps)
+                self._event(TrainerEvent.oom_accumulation_steps, self.accum_steps)
 
     def _accumulated_step(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
@@ -287,32 +266,23 @@ class Trainer:
     def _skip_nonfinite(self, loss: torch.Tensor) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
         where = f"epoch {len(self.history) + 1} step {self.global_step}"
-        if self.nonfinite is NonFinite.stop:
+        if self.options.nonfinite is NonFinite.stop:
             raise NonFiniteLossError(f"non-finite loss ({float(loss.detach())}) at {where} (trainer.nonfinite=stop)")
         log.warning("non-finite loss (%s) at %s: step skipped", float(loss.detach()), where)
         self._nonfinite_in_epoch += 1
-        self._event("nonfinite.last_step", self.global_step)
+        self._event(TrainerEvent.nonfinite_last_step, self.global_step)
         self._advance()  # keep the LR schedule aligned with the batches
         return torch.zeros((), device=self.device)
 
     def _advance(self) -> None:
-        if self.scheduler is not None:
-            self.scheduler.step()
         self.global_step += 1
+        for hook in self.hooks:
+            hook.after_step(self)
 
     # -- internals ----------------------------------------------------------------------
-    def _event(self, key: str, value: Any) -> None:
-        for cb in self.callbacks:
-            cb.on_event(self, key, value)
-
-    def _checkpoint(self, epoch: int, improved: bool) -> None:
-        if self.checkpoint_dir is None:
-            return
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        save_atomic(self.state_dict(epoch), self.checkpoint_dir / LAST_CHECKPOINT)  # full: resumable
-        if improved:  # weights only: what evaluate/predict need, a third of the size
-            save_atomic({"model": self.model.state_dict(), "epoch": epoch, "best": self.best},
-                        self.checkpoint_dir / BEST_CHECKPOINT)
+    def _event(self, event: TrainerEvent, value: float) -> None:
+        for hook in self.hooks:
+            hook.on_event(self, event, value)
 
     @staticmethod
     def _n_batches(loader: DataLoader, limit: int | None) -> int:

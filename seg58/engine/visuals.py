@@ -8,6 +8,7 @@ predictions for a few fixed validation images) and draws the PNGs once, at the e
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 
 from seg58.base.classes import BACKGROUND_RGB, CLASS_NAMES, IGNORE_INDEX, PALETTE
 from seg58.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from seg58.engine.trainer import Callback
+from seg58.engine.callback import Callback
 from seg58.modeling.hierarchy import fine_labels
 from seg58.modeling.metrics import iou_per_class
 
@@ -138,20 +139,20 @@ class BestEpochVisuals(Callback):
     """Trainer callback: remembers the best epoch's confusion matrix and predictions on the first
     `n_images` validation images, and draws the PNGs into `folder` when training ends."""
 
-    def __init__(self, val_dataset: Any, folder: Path, n_images: int = 4):
-        self.folder = Path(folder)
+    def __init__(self, val_dataset: Any, folder: Path, n_images: int = 4, num_classes: int = len(CLASS_NAMES)):
+        self.folder, self.num_classes = Path(folder), num_classes
         self.samples = [val_dataset[i] for i in range(min(n_images, len(val_dataset)))]
         self.best: dict[str, Any] | None = None
 
     @torch.no_grad()
-    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: Mapping[str, float]) -> None:
         if trainer.best["epoch"] != epoch or trainer.last_confusion is None or not self.samples:
             return
         images = torch.stack([s[0] for s in self.samples])
         trainer.model.eval()
         with torch.autocast(trainer.device.type, dtype=trainer.amp_dtype, enabled=trainer.amp):
             preds = fine_labels(trainer.model(images.to(trainer.device, memory_format=trainer.memory_format)),
-                                trainer.num_classes)
+                                self.num_classes)
         self.best = {
             "epoch": epoch, "miou": metrics["val/miou"],
             "confusion": trainer.last_confusion.numpy().copy(),
@@ -160,12 +161,13 @@ class BestEpochVisuals(Callback):
             "preds": preds.cpu().numpy().astype(np.uint8),
         }
 
-    def on_fit_end(self, trainer: Any, summary: dict[str, Any]) -> None:
+    def finish(self, trainer: Any) -> Mapping[str, float]:
         if self.best is None:
-            return
+            return {}
         self.folder.mkdir(parents=True, exist_ok=True)
         b = self.best
         title = f"best epoch {b['epoch'] + 1}, val mIoU {b['miou']:.3f}"
         iou_bars(iou_per_class(b["confusion"]), self.folder / "per_class_iou.png", f"per-class IoU, {title}")
         confusion(b["confusion"], self.folder / "confusion_matrix.png", f"normalized confusion matrix, {title}")
         overlays(b["images"], b["truths"], b["preds"], self.folder / "val_overlays.png", title)
+        return {}

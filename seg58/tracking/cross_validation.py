@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from seg58.base.classes import metric_key
+from seg58.base.stop import StopReason
 from seg58.tracking.store import resolve_uri
 
 
@@ -70,7 +71,7 @@ def start_cv_run(uri: str | None, experiment_name: str, run_name: str, tags: dic
 
 
 def finish_cv_run(uri: str | None, run_id: str, table: list[dict[str, Any]], text: str, failed: bool,
-                  stop: dict[str, Any] | None = None) -> None:
+                  stop: StopReason | None = None) -> None:
     """The folds' table, the mean as the run's best/val_miou (what leaderboards rank), closed."""
     from mlflow.tracking import MlflowClient
 
@@ -80,6 +81,6 @@ def finish_cv_run(uri: str | None, run_id: str, table: list[dict[str, Any]], tex
     try:
         mean = table[0].get("mean") if table else None
         _log_table(client, run_id, table, text, metrics={} if mean is None else {"best/val_miou": float(mean)},
-                   tags={STOP_KIND_TAG: str(stop["kind"]), STOP_EPOCH_TAG: str(stop["epoch"])} if stop else None)
+                   tags={STOP_KIND_TAG: str(stop.kind), STOP_EPOCH_TAG: str(stop.epoch)} if stop else None)
     finally:
         client.set_terminated(run_id, "FAILED" if failed else "FINISHED")

@@ -1,4 +1,4 @@
-"""A run's best checkpoint as an MLflow Model, and the model registry (issue #13).
+"""A run's best checkpoint as an MLflow Model, and the model registry.
 
 `mlflow.pyfunc.load_model("runs:/<id>/model").predict(images)` turns uint8 RGB images into label
 masks with the run's own normalisation and inference mode, in a process that has never seen the

@@ -12,11 +12,11 @@ import math
 import os
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from seg58.base.names import (
-    BEST_CHECKPOINT,
     CHECKPOINT_DIR,
     PARENT_RUN_TAG,
     STOP_EPOCH_TAG,
@@ -25,7 +25,7 @@ from seg58.base.names import (
 )
 from seg58.base.stop import StopKind
 from seg58.data.lineage import Lineage
-from seg58.engine.trainer import Callback
+from seg58.engine.callback import Callback, FitSummary, TrainerEvent
 from seg58.tracking.lineage import log_dataset
 from seg58.tracking.store import (
     MAX_PARAM_CHARS,
@@ -63,7 +63,7 @@ def git_commit(path: Path) -> tuple[str | None, bool]:
         return None, False
 
 
-def _interval_at_best(history: list[dict[str, float]], epoch: int) -> dict[str, float]:
+def _interval_at_best(history: Sequence[Mapping[str, float]], epoch: int) -> dict[str, float]:
     """`best/val_miou_ci_low|high`: the bootstrap interval of the best epoch's val mIoU (the leaderboard shows it)."""
     at_best = history[epoch] if 0 <= epoch < len(history) else {}
     return {f"best/val_{k}": at_best[f"val/{k}"] for k in ("miou_ci_low", "miou_ci_high") if f"val/{k}" in at_best}
@@ -88,6 +88,7 @@ class MlflowCallback(Callback):
         system_metrics_interval_s: float = 10.0,
         model_config: dict[str, Any] | None = None,
         dataset: Lineage | None = None,
+        best_checkpoint: Path | None = None,
     ):
         self.uri = resolve_uri(uri)
         self.experiment_name = experiment_name
@@ -101,6 +102,7 @@ class MlflowCallback(Callback):
         self.system_metrics = system_metrics  # MLflow's CPU/RAM/GPU sampler, next to the epochs
         self.system_metrics_interval_s = system_metrics_interval_s
         self.model_config = model_config  # the resolved run config; given: best.pt is also logged as an MLflow Model
+        self.best_checkpoint = best_checkpoint  # the Checkpointer's best.pt, logged when training ends
         self._monitor: Any = None
         if parent_run_id:  # nested under a sweep's run in the MLflow UI
             self.tags = {**self.tags, PARENT_RUN_TAG: parent_run_id}
@@ -189,7 +191,7 @@ class MlflowCallback(Callback):
             if epoch not in logged:
                 self.on_epoch_end(None, epoch, metrics)
 
-    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: Mapping[str, float]) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -207,11 +209,11 @@ class MlflowCallback(Callback):
             Metric(k, float(v), now, 0) for k, v in values.items() if math.isfinite(float(v))])
         self.client.set_terminated(self.run_id, "FINISHED")
 
-    def on_event(self, trainer: Any, key: str, value: Any) -> None:
+    def on_event(self, trainer: Any, event: TrainerEvent, value: float) -> None:
         try:
-            self.client.set_tag(self.run_id, key, str(value))
+            self.client.set_tag(self.run_id, str(event), str(value))
         except Exception as e:  # a tag is not worth stopping training for
-            log.warning("MLflow: could not set tag %s=%s: %s", key, value, e)
+            log.warning("MLflow: could not set tag %s=%s: %s", event, value, e)
 
     def _flush(self) -> bool:
         """Send buffered epochs in order; on failure keep them for the next try. Training never
@@ -227,7 +229,7 @@ class MlflowCallback(Callback):
             self._pending.pop(0)
         return True
 
-    def on_fit_end(self, trainer: Any, summary: dict[str, Any]) -> None:
+    def on_fit_end(self, trainer: Any, summary: FitSummary) -> None:
         from mlflow.entities import Metric
 
         self._stop_monitor()  # normal end, early stop and pruned (KILLED) trials alike
@@ -239,17 +241,17 @@ class MlflowCallback(Callback):
             self._dump_pending()
 
         now = int(time.time() * 1000)
-        final = {"best/val_miou": summary["best_val_miou"], "best/epoch": summary["best_epoch"],
-                 "epochs_trained": summary.get("epochs_trained", len(trainer.history)), **summary.get("costs", {}),
-                 **_interval_at_best(trainer.history, summary["best_epoch"])}
+        final = {"best/val_miou": summary.best_val_miou, "best/epoch": summary.best_epoch,
+                 "epochs_trained": summary.epochs_trained, **summary.final,
+                 **_interval_at_best(summary.history, summary.best_epoch)}
         self.client.log_batch(
             self.run_id,
             metrics=[Metric(k, float(v), now, 0) for k, v in final.items() if math.isfinite(v)],
         )
-        best = trainer.checkpoint_dir / BEST_CHECKPOINT if trainer.checkpoint_dir else None
+        best = self.best_checkpoint
         if self.log_checkpoint and best is not None and best.is_file():
             self.client.log_artifact(self.run_id, str(best), artifact_path=CHECKPOINT_DIR)
-        stop = summary.get("stop")  # a StopReason, or None for a run that ran its course
+        stop = summary.stop  # a StopReason, or None for a run that ran its course
         pruned = stop is not None and stop.kind is StopKind.pruned
         if self.model_config is not None and best is not None and best.is_file() and not pruned:
             self._log_model(best)

@@ -22,7 +22,10 @@ from PIL import Image
 from seg58.base.errors import CheckpointError, NonFiniteLossError
 from seg58.data.build import build_splits
 from seg58.data.loaders import make_loaders
-from seg58.engine.trainer import Callback, Trainer
+from seg58.engine.callback import Callback
+from seg58.engine.hooks import Checkpointer, LRSchedule
+from seg58.engine.options import TrainerOptions
+from seg58.engine.trainer import Trainer
 from seg58.modeling.models import build_model
 
 SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
@@ -48,9 +51,10 @@ def trainer_for(tmp_path, loss=None, nonfinite="skip", epochs=2, callbacks=()):
     return Trainer(
         build_model("Unet", "tu-test_resnet", 16),
         loss or smp.losses.DiceLoss("multiclass", ignore_index=255),
-        partial(torch.optim.AdamW, lr=1e-3), partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=1e-3),
-        device=torch.device("cpu"), epochs=epochs, checkpoint_dir=tmp_path / "ckpt",
-        callbacks=callbacks, progress=False, nonfinite=nonfinite,
+        partial(torch.optim.AdamW, lr=1e-3), device=torch.device("cpu"),
+        options=TrainerOptions(epochs=epochs, progress=False, nonfinite=nonfinite),
+        hooks=[*callbacks, LRSchedule(partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=1e-3)),
+               Checkpointer(tmp_path / "ckpt")],
     )
 
 
@@ -80,7 +84,7 @@ def test_nonfinite_loss_is_skipped_and_recorded(loaders, tmp_path):
     assert all(math.isfinite(h["train/loss"]) for h in trainer.history)
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
     assert ("nonfinite.last_step", 3) in events.seen
-    assert trainer.scheduler.last_epoch == 2 * len(loaders[0])  # schedule stayed aligned
+    assert trainer.hook(LRSchedule).scheduler.last_epoch == 2 * len(loaders[0])  # schedule stayed aligned
 
 
 def test_nonfinite_loss_stops_when_asked(loaders, tmp_path):
@@ -104,7 +108,7 @@ def test_out_of_memory_retries_with_accumulation(loaders, tmp_path):
     assert raised and trainer.accum_steps == 2
     assert events.seen == [("oom.accumulation_steps", 2)]
     assert trainer.history[0]["train/accum_steps"] == 2.0
-    assert trainer.scheduler.last_epoch == len(loaders[0])  # every batch still made one step
+    assert trainer.hook(LRSchedule).scheduler.last_epoch == len(loaders[0])  # every batch still made one step
     last = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
     assert last["accum_steps"] == 2  # a resumed run does not hit the same OOM again
 

@@ -233,3 +233,18 @@ def test_the_launcher_keys_of_ours_are_exactly_those_never_passed_to_submitit():
         return {f.name for f in fields(ours)} - {f.name for f in fields(theirs)}
 
     assert added(Seg58SlurmConf, SlurmQueueConf) | added(Seg58LocalConf, LocalQueueConf) == OWN_KEYS
+
+
+def test_trainer_options_are_trainer_config_keys():
+    """The Trainer's options are declared once, in the schema's trainer group: a new option that
+    the config cannot set (or a renamed key) fails here, not silently at its default."""
+    from dataclasses import fields
+
+    from seg58.config.schema import TrainerConf
+    from seg58.engine.options import TrainerOptions
+
+    conf = {f.name for f in fields(TrainerConf)}
+    assert {f.name for f in fields(TrainerOptions)} <= conf
+    options = TrainerOptions.from_mapping({**{f.name: getattr(TrainerConf(), f.name) for f in fields(TrainerConf)},
+                                           "epochs": 3, "nonfinite": "stop"})
+    assert options.epochs == 3 and options.nonfinite.value == "stop"

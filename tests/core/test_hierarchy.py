@@ -98,7 +98,7 @@ def test_a_hierarchical_run_with_the_poc55_mapping(cache_dir):
     rt = factory.runtime(cfg)
     splits = factory.data_splits(cfg)
     trainer = factory.trainer(cfg, rt.device)
-    metrics = trainer.fit(*factory.loaders(cfg, splits, rt))["last"]
+    metrics = trainer.fit(*factory.loaders(cfg, splits, rt)).last
     coarse = {k for k in metrics if k.startswith("val/coarse/iou/")}
     assert coarse and coarse <= {f"val/coarse/iou/group{g}" for g in range(4)}, coarse
     assert trainer.model.coarse_head.out_channels == 4 and "val/heads/coarse/miou" in metrics

@@ -12,7 +12,10 @@ import torch
 from seg58.base.stop import StopKind, StopReason
 from seg58.data.build import build_splits
 from seg58.data.loaders import make_loaders
-from seg58.engine.trainer import Callback, Trainer
+from seg58.engine.callback import Callback
+from seg58.engine.hooks import Checkpointer, LRSchedule
+from seg58.engine.options import TrainerOptions
+from seg58.engine.trainer import Trainer
 from seg58.modeling.models import build_model
 
 
@@ -31,22 +34,30 @@ class Recorder(Callback):
 
 
 @pytest.fixture(scope="module")
-def loaders(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("trainer-data")
-    splits = build_splits(cache, img_size=64,
-                          synthetic={"n_images": 24, "size": 72, "seed": 0})
+def splits(tmp_path_factory):
+    return build_splits(tmp_path_factory.mktemp("trainer-data"), img_size=64,
+                        synthetic={"n_images": 24, "size": 72, "seed": 0})
+
+
+@pytest.fixture(scope="module")
+def loaders(splits):
+    return fresh_loaders(splits)
+
+
+def fresh_loaders(splits):
     return make_loaders(splits, batch_size=2, workers=0, device=torch.device("cpu"), seed=0)
 
 
-def make_trainer(tmp_path, epochs, callbacks=(), lr=3e-3, cpu_amp="auto"):
+def make_trainer(tmp_path, epochs, callbacks=(), lr=3e-3, cpu_amp="auto", **options):
     torch.manual_seed(0)
     return Trainer(
         build_model("Unet", "tu-test_resnet", 16),
         smp.losses.DiceLoss("multiclass", ignore_index=255),
         partial(torch.optim.AdamW, lr=lr, weight_decay=0.01),
-        partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=lr, pct_start=0.3),
-        device=torch.device("cpu"), epochs=epochs, amp=True, cpu_amp=cpu_amp,
-        checkpoint_dir=tmp_path / "ckpt", callbacks=callbacks, progress=False,
+        device=torch.device("cpu"),
+        options=TrainerOptions(epochs=epochs, amp=True, cpu_amp=cpu_amp, progress=False, **options),
+        hooks=[*callbacks, LRSchedule(partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=lr, pct_start=0.3)),
+               Checkpointer(tmp_path / "ckpt")],
     )
 
 
@@ -60,8 +71,8 @@ def test_loss_decreases_on_learnable_data(loaders, tmp_path):
     # Dice over the classes present in each batch is noisy per epoch: compare 3-epoch means
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.05, losses
     miou = [h["val/miou"] for h in trainer.history]
-    assert max(miou[-3:]) > 2 * miou[0] and summary["best_val_miou"] > 0.05, miou
-    assert summary["best_epoch"] >= 6
+    assert max(miou[-3:]) > 2 * miou[0] and summary.best_val_miou > 0.05, miou
+    assert summary.best_epoch >= 6
     assert rec.events[0] == "start" and rec.events[-1][0] == "end"
 
 
@@ -138,7 +149,7 @@ def test_interrupted_run_resumes_into_the_same_mlflow_run(loaders, tmp_path):
     second.fit(*loaders, resume_from=tmp_path / "ckpt" / "last.pt")
     assert second.start_epoch == 2 and len(second.history) == 4
     steps_per_epoch = len(loaders[0])
-    assert second.scheduler.last_epoch == 4 * steps_per_epoch  # the schedule continued, not restarted
+    assert second.hook(LRSchedule).scheduler.last_epoch == 4 * steps_per_epoch  # the schedule continued, not restarted
     assert second.history[:2] == first.history[:2]
 
     last = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
@@ -153,8 +164,8 @@ def test_channels_last_trains_the_same_way(loaders, tmp_path):
     torch.manual_seed(0)
     trainer = Trainer(
         build_model("Unet", "tu-test_resnet", 16), smp.losses.DiceLoss("multiclass", ignore_index=255),
-        partial(torch.optim.AdamW, lr=1e-3), None, device=torch.device("cpu"), epochs=1,
-        channels_last=True, progress=False,
+        partial(torch.optim.AdamW, lr=1e-3), device=torch.device("cpu"),
+        options=TrainerOptions(epochs=1, channels_last=True, progress=False),
     )
     trainer.fit(*loaders)
     convs = [p for p in trainer.model.parameters() if p.dim() == 4]
@@ -169,8 +180,8 @@ def test_patience_stops_a_run_that_no_longer_improves(loaders, tmp_path):
     # min_delta=1: no epoch can beat the first by more than a whole mIoU, so epoch 2 stops it
     trainer = make_trainer(tmp_path, epochs=6, callbacks=[EarlyStopping(patience=1, min_delta=1.0), rec])
     summary = trainer.fit(*loaders)
-    assert summary["epochs_trained"] == 2 and len(trainer.history) == 2
-    assert summary["stop"].kind is StopKind.early_stop and summary["stop"].epoch == 2
+    assert summary.epochs_trained == 2 and len(trainer.history) == 2
+    assert summary.stop.kind is StopKind.early_stop and summary.stop.epoch == 2
     assert [e[1] for e in rec.events if e[0] == "epoch"] == [0, 1]  # the last epoch is still reported
     assert torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)["epoch"] == 1
 
@@ -218,3 +229,64 @@ def test_validation_scores_each_material_as_its_own_images_alone(loaders, tmp_pa
         assert metrics[f"val/material/{metric_key(material)}/miou"] == pytest.approx(alone[material], abs=1e-6)
     assert len({round(v, 6) for v in alone.values()}) > 1  # the materials do score differently
     assert any(k.startswith("val/content/") for k in metrics)
+
+
+class Measures(Callback):
+    """Adds a figure when training ends, like the cost meter."""
+
+    def finish(self, trainer):
+        return {"cost/answer": 42.0}
+
+
+def test_every_hook_reads_the_whole_summary_whatever_its_place(loaders, tmp_path):
+    """Reporters listed before the hooks that add figures still see them, and the checkpoint of an
+    epoch is on disk before a hook listed first hears of that epoch."""
+    seen = []
+
+    class Reporter(Callback):
+        def on_epoch_end(self, trainer, epoch, metrics):
+            seen.append(torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)["epoch"])
+
+        def on_fit_end(self, trainer, summary):
+            seen.append(dict(summary.final))
+
+    trainer = make_trainer(tmp_path, epochs=1, callbacks=[Reporter(), Measures()], limit_train_batches=2,
+                           limit_val_batches=1)
+    summary = trainer.fit(*loaders)
+    assert seen == [0, {"cost/answer": 42.0}]
+    assert [type(h).__name__ for h in trainer.hooks][:2] == ["LRSchedule", "Checkpointer"]
+    with pytest.raises(TypeError):
+        summary.final["cost/answer"] = 0.0  # read-only: hooks add figures only by returning them
+    assert summary.epochs_trained == 1 and summary.last is summary.history[-1]
+
+
+def test_a_resumed_run_continues_its_schedule_and_shuffle_order(splits, tmp_path):
+    """Stopped after epoch 1 and resumed from a process whose own seed differs, a run ends with
+    the LR, momentum and shuffle-order state of the run that was never stopped."""
+    options = dict(cpu_amp="off", limit_train_batches=3, limit_val_batches=1)
+    whole = make_trainer(tmp_path / "whole", 2, **options)
+    whole.fit(*fresh_loaders(splits))
+
+    first = make_trainer(tmp_path / "parts", 2, callbacks=[Interrupt(0)], **options)
+    with pytest.raises(SystemExit):
+        first.fit(*fresh_loaders(splits))
+    torch.manual_seed(123)
+    second = make_trainer(tmp_path / "parts", 2, **options)
+    train_loader, val_loader = fresh_loaders(splits)
+    second.fit(train_loader, val_loader, resume_from=tmp_path / "parts" / "ckpt" / "last.pt")
+
+    assert second.start_epoch == 1
+    assert second.hook(LRSchedule).scheduler.last_epoch == whole.hook(LRSchedule).scheduler.last_epoch == 6
+    for key in ("lr", "betas"):
+        assert second.optimizer.param_groups[0][key] == whole.optimizer.param_groups[0][key], key
+    assert torch.equal(train_loader.generator.get_state(), whole._data_order.get_state())
+
+
+def test_the_same_seed_augments_the_same_way(splits, tmp_path):
+    """Two runs with one seed see the same crops and flips (albumentations seeds from the OS
+    unless told), so that two encoders compared in a sweep saw the same data."""
+    runs = []
+    for name in ("a", "b"):
+        trainer = make_trainer(tmp_path / name, 1, cpu_amp="off", limit_train_batches=3, limit_val_batches=1)
+        runs.append(trainer.fit(*fresh_loaders(splits)).history[0]["train/loss"])
+    assert runs[0] == runs[1]

@@ -13,7 +13,10 @@ from mlflow.tracking import MlflowClient
 
 from seg58.data.build import build_splits
 from seg58.data.loaders import make_loaders
-from seg58.engine.trainer import Callback, Trainer
+from seg58.engine.callback import Callback
+from seg58.engine.hooks import Checkpointer
+from seg58.engine.options import TrainerOptions
+from seg58.engine.trainer import Trainer
 from seg58.modeling.models import build_model
 from seg58.tracking.run_logger import MlflowCallback
 from seg58.tracking.system_metrics import JobGPUMonitor, JobSystemMetricsMonitor, visible_gpu_indices
@@ -70,9 +73,9 @@ def train(tmp_path, loaders, callbacks, epochs=1):
     torch.manual_seed(0)
     trainer = Trainer(
         build_model("Unet", "tu-test_resnet", 16), smp.losses.DiceLoss("multiclass", ignore_index=255),
-        partial(torch.optim.AdamW, lr=1e-3), None, device=torch.device("cpu"), epochs=epochs,
-        checkpoint_dir=tmp_path / "ckpt", callbacks=callbacks, progress=False,
-        limit_train_batches=1, limit_val_batches=1,
+        partial(torch.optim.AdamW, lr=1e-3), device=torch.device("cpu"),
+        options=TrainerOptions(epochs=epochs, progress=False, limit_train_batches=1, limit_val_batches=1),
+        hooks=[*callbacks, Checkpointer(tmp_path / "ckpt")],
     )
     return trainer.fit(*loaders)
 
