@@ -11,7 +11,6 @@ SMP/timm/huggingface_hub: this module is core (no Hydra, no MLflow)."""
 from __future__ import annotations
 
 import copy
-import os
 import urllib.error
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +26,8 @@ from segmentation_models_pytorch.encoders import encoders as smp_encoders
 from segmentation_models_pytorch.encoders import is_equivalent_to_timm_universal
 from timm.models._builder import _resolve_pretrained_source  # timm's own resolution (private; timm 1.0.x)
 from timm.models._hub import HF_WEIGHTS_NAME, _get_safe_alternatives, hf_split
+
+from seg58.base.environment import environ
 
 HF_SUBDIR = Path("huggingface") / "hub"  # <paths.cache_dir>/huggingface/hub: HF_HUB_CACHE
 TORCH_SUBDIR = Path("torch")  # <paths.cache_dir>/torch: TORCH_HOME (weights known only by URL)
@@ -58,21 +59,15 @@ def hub_cache(cache_dir: str | Path | None, offline: bool) -> Iterator[None]:
     if offline:
         env["HF_HUB_OFFLINE"] = "1"
         consts["HF_HUB_OFFLINE"] = True
-    saved_env = {k: os.environ.get(k) for k in env}
     saved_consts = {k: getattr(constants, k) for k in consts}
-    os.environ.update(env)
-    for k, v in consts.items():
-        setattr(constants, k, v)
-    try:
-        yield
-    finally:
-        for k, v in saved_consts.items():
+    with environ(env):
+        for k, v in consts.items():
             setattr(constants, k, v)
-        for k, old in saved_env.items():
-            if old is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = old
+        try:
+            yield
+        finally:
+            for k, v in saved_consts.items():
+                setattr(constants, k, v)
 
 
 def is_timm(encoder: str) -> bool:

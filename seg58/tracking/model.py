@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 
+from seg58.base.environment import environ
 from seg58.base.errors import TrackingError
 
 log = logging.getLogger(__name__)
@@ -104,16 +104,13 @@ def tracking_uri(uri: str) -> Iterator[None]:
     alone would also delete $MLFLOW_TRACKING_URI, which later jobs of a local sweep still need)."""
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    before, env = getattr(tracking_utils, "_tracking_uri", None), os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(before)
-        if env is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = env
+    before = getattr(tracking_utils, "_tracking_uri", None)
+    with environ(keep=["MLFLOW_TRACKING_URI"]):
+        mlflow.set_tracking_uri(uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(before)
 
 
 @contextlib.contextmanager
@@ -126,19 +123,9 @@ def _kept_sys_path() -> Iterator[None]:
         sys.path[:] = saved
 
 
-@contextlib.contextmanager
-def _no_progress_bars() -> Iterator[None]:
-    """Logging a model downloads its artifacts back to validate the input example, and MLflow draws
-    three progress bars for that per run: noise in a sweep's output."""
-    before = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
-        else:
-            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = before
+NO_PROGRESS_BARS = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+"""Logging a model downloads its artifacts back to validate the input example, and MLflow draws
+three progress bars for that per run: noise in a sweep's output."""
 
 
 def log_best_model(uri: str, run_id: str, checkpoint: Path, config: dict[str, Any]) -> str:
@@ -149,7 +136,7 @@ def log_best_model(uri: str, run_id: str, checkpoint: Path, config: dict[str, An
 
     here = Path(__file__).resolve().parent
     package = here.parent  # the whole seg58 package travels as the model's code
-    with tempfile.TemporaryDirectory() as tmp, tracking_uri(uri), _kept_sys_path(), _no_progress_bars():
+    with tempfile.TemporaryDirectory() as tmp, tracking_uri(uri), _kept_sys_path(), environ(NO_PROGRESS_BARS):
         config_path, digests_path = Path(tmp) / "config.yaml", Path(tmp) / "digests.json"
         OmegaConf.save(OmegaConf.create(config), config_path)
         # the files as the model will hold them, and the digest of their list for the run's tag

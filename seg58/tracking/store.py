@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from seg58.base.db_uri import with_installed_driver
+from seg58.base.environment import environ
 from seg58.base.errors import TrackingError
 
 log = logging.getLogger(__name__)
@@ -22,19 +23,8 @@ MAX_PARAM_CHARS = 6000  # characters of one param value
 MAX_TAG_CHARS = 5000  # an error message kept in a tag (readable in the UI)
 
 
-@contextmanager
-def _quick_requests() -> Iterator[None]:
-    """A reachability probe should answer in seconds, not after MLflow's minutes of retries."""
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
-    os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5")
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+QUICK_REQUESTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+"""A reachability probe should answer in seconds, not after MLflow's minutes of retries."""
 
 
 def check_reachable(uri: str | None, experiment: str | None = None) -> str:
@@ -43,7 +33,7 @@ def check_reachable(uri: str | None, experiment: str | None = None) -> str:
     write to that experiment."""
     uri = resolve_uri(uri)
     try:
-        with _quick_requests():
+        with environ(QUICK_REQUESTS):
             _probe_database(uri)
             ensure_store(uri)
             from mlflow.tracking import MlflowClient
