@@ -43,11 +43,17 @@ def pytest_configure(config):
         torch.set_num_threads(max(1, available_cpus() // workers))
 
 
-@pytest.hookimpl(trylast=True)  # after pytest-xdist has named each item's group
-def pytest_collection_modifyitems(config, items):
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items):
     for item in items:
         if SLOW_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-xdist has named each item's group
+def pytest_collection_finish(session):
+    config = session.config
+    for item in session.items:
         if item.get_closest_marker("slurm") and not item.get_closest_marker("xdist_group"):
             raise pytest.UsageError(f"{item.nodeid}: a SLURM test needs pytest.mark.xdist_group('slurm') in its "
                                     "module (one cluster per machine: pytest-xdist must keep them in one worker)")
