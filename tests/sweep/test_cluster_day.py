@@ -14,8 +14,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import mlflow_runs
 from trained import writable_copy
+
+pytestmark = pytest.mark.slow  # sweeps of real local jobs, end to end
 
 SMOKE = ["experiment=smoke"]
 
