@@ -27,7 +27,8 @@ PRUNING_SEARCH = [
     "~hydra.sweeper.pruner.n_startup_trials", "hydra.sweeper.pruner.n_warmup_steps=1",
     "trainer.epochs=choice(1,3)",
 ]
-# Tests that start a real `python -m seg58` or `mlflow server` process are the slow tier.
+# Tests that run seg58 end to end (in this process or a real one), a trained fixture or an `mlflow server` are
+# the slow tier: each costs seconds to a minute, and the fast tier stays under two minutes.
 SLOW_FIXTURES = {"cli", "cli_process", "mlflow_server", "smoke_run", "smoke_sweep", "server_sweep"}
 
 
