@@ -4,7 +4,7 @@ The graph maps an N x 3 x H x W float32 image, normalised as in training (RGB / 
 and std: `seg58.engine.inference.to_tensor`), to N x C x H x W logits of the fine classes (a hierarchical
 model's coarse/binary heads are left out). H and W are dynamic (multiples of the architecture's
 stride, `seg58.modeling.models.input_stride`: the graph does not check it) unless the model only runs at
-its training size (Swin, MaxViT, CoAtNet built for data.img_size): then the graph is fixed at
+its training size (timm's CoAtNet built for data.img_size): then the graph is fixed at
 data.img_size x data.img_size. The batch axis is always dynamic.
 
 Exported with torch.onnx's TorchScript tracer (`dynamo=False`). Measured with torch 2.14 here:
