@@ -18,9 +18,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, ValueNode, open_dict
+
+from seg58.sweep.private_apis import apply_overrides
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +62,13 @@ class CellComposer:
         if not all(_settable(base, o) for o in values):  # added or deleted keys, dicts: on a copy
             cfg = copy.deepcopy(base)
             try:
-                ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+                apply_overrides(values, cfg)
             except Exception:
                 return inspect(_app(self.full(overrides)))
             return inspect(cfg)
         saved = [(o.key_or_group, _raw(base, o.key_or_group)) for o in values]
         try:
-            ConfigLoaderImpl._apply_overrides_to_config(values, base)
+            apply_overrides(values, base)
         except Exception:
             return inspect(_app(self.full(overrides)))
         else:

@@ -29,6 +29,7 @@ from omegaconf import OmegaConf
 
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from seg58.sweep.gpus import GpuSlots, visible_gpus
+from seg58.sweep.private_apis import inner_executor
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +241,7 @@ class LocalGpuJobs(SubmititJobs):
             key = f"#{arg[2]}"
             ids = self.slots.acquire(key)
             # AutoExecutor does not pass visible_gpus on; submitit's LocalExecutor underneath takes it
-            executor._executor.update_parameters(visible_gpus=ids, gpus_per_node=len(ids))
+            inner_executor(executor).update_parameters(visible_gpus=ids, gpus_per_node=len(ids))
             (job,) = executor.map_array(self, *zip(arg, strict=True))
             self.slots.held[job.job_id] = self.slots.held.pop(key)
             log.info("\t#%d on GPU %s", arg[2], ",".join(map(str, ids)))
