@@ -30,12 +30,11 @@ from omegaconf import OmegaConf
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from seg58.sweep.gpus import GpuSlots, visible_gpus
 from seg58.sweep.private_apis import inner_executor
+from seg58.sweep.schema import OWN_LAUNCHER_KEYS
 
 log = logging.getLogger(__name__)
 
-# keys of seg58's launcher schemas (hydra_plugins/seg58_sweeper/config.py), never passed to submitit
-OWN_KEYS = {"detach", "driver_partition", "driver_timeout_min", "driver_mem_gb", "driver_cpus", "gpus",
-            "max_array_size", "max_queued"}
+OWN_KEYS = OWN_LAUNCHER_KEYS  # keys of seg58's launcher schemas (seg58/sweep/schema.py), never passed to submitit
 # SLURM's defaults (slurm.conf(5)) when `scontrol show config` cannot be asked
 SLURM_DEFAULTS = {"MaxArraySize": 1001, "MaxJobCount": 10000}
 
