@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from seg58.sweep.cells import cell_of, format_cell, format_summary
 from seg58.sweep.checks import CellComposer, problems_of
 from seg58.sweep.folds import cv_table, format_cv
 from seg58.sweep.hooks import SweepHooks
-from seg58.sweep.interrupt import INTERRUPTED_EXIT
+from seg58.sweep.interrupt import SweepInterrupted
 from seg58.sweep.ledger import LIVE_STATES, OK_STATES, Ledger
 
 log = logging.getLogger(__name__)
@@ -204,7 +203,7 @@ class SweepBook:
 
     def interrupt(self, pool: Any, continue_hint: str, on_ended: Any = None) -> None:
         """Ctrl-C (seg58/sweep/interrupt.py): the running cells interrupted and recorded INTERRUPTED,
-        their runs and the sweep's closed as KILLED, the summary written; exit 130 in one line.
+        their runs and the sweep's closed as KILLED, the summary written, one line logged; raises SweepInterrupted.
         `on_ended(num, ret, info)` records each interrupted cell instead (a search tells its study)."""
         why = "interrupted (Ctrl-C)"
         for num, ret, info in pool.cancel_all(state="INTERRUPTED"):
@@ -224,7 +223,7 @@ class SweepBook:
         self.ledger.close()
         self.hooks.interrupt_sweep(self.tracking, self.parent, self.sweep_dir)
         log.warning("%s; continue it in the same folder: %s", self.extra["interrupted"], continue_hint)
-        sys.exit(INTERRUPTED_EXIT)
+        raise SweepInterrupted(self.extra["interrupted"])
 
     # -- at the end -------------------------------------------------------------------
     def finish(self, rerun_hint: str, fail: bool | None = None) -> None:

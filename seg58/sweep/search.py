@@ -221,7 +221,7 @@ class Search:
 
     def _interrupted(self, study: Any, book: SweepBook, pool: JobPool, trials: dict[int, Any]) -> None:
         """Ctrl-C: every running trial FAIL in the study (not counted, and retried with the same
-        parameters when the search is resumed) and INTERRUPTED in the book; exits 130."""
+        parameters when the search is resumed) and INTERRUPTED in the book; raises SweepInterrupted."""
         from optuna.trial import TrialState
 
         study.set_user_attr("interrupted", [*study.user_attrs.get("interrupted", []), *trials])

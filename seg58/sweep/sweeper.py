@@ -17,7 +17,6 @@ from __future__ import annotations
 import difflib
 import logging
 import random
-import sys
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from seg58.sweep.book import OK_STATES, SweepBook, sweep_kind, unfinished_cells,
 from seg58.sweep.checks import CellComposer
 from seg58.sweep.folds import ALL, expand_folds
 from seg58.sweep.hooks import SweepHooks
-from seg58.sweep.interrupt import INTERRUPTED_EXIT
+from seg58.sweep.interrupt import SweepInterrupted
 from seg58.sweep.lock import DriverLock, refuse_if_driven
 from seg58.sweep.private_apis import sweep_cells
 from seg58.sweep.schema import SEARCH_KEYS, SWEEPER_KEYS
@@ -177,7 +176,7 @@ class GridOrSearchSweeper(Sweeper):
                 return self._sweep(arguments)
             except KeyboardInterrupt:  # before any cell started (afterwards interrupt.py tidies up)
                 log.warning("interrupted before any cell started: nothing was launched")
-                sys.exit(INTERRUPTED_EXIT)
+                raise SweepInterrupted("before any cell started") from None
 
     def _sweep(self, arguments: list[str]) -> Any:
         searching = self.searching(arguments)
