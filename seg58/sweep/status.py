@@ -77,11 +77,12 @@ def status_table(sweep_dir: Path, hooks: SweepHooks | None = None) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines.append(f"{book.kind}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                  + (f" of {book.total}" if book.total and book.kind == "search" else ""))
-    if book.extra.get("stopped"):
-        lines.append(f"stopped early: {book.extra['stopped']}")
+    if book.stopped:
+        lines.append(f"stopped early: {book.stopped}")
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows]
-    if book.extra.get("finished"):
-        lines.append("finished" + (f": MLflow parent run {book.parent}" if book.parent else ""))
+    if book.fact("finished"):
+        where = book.hooks.tracked_at(book.hooked)
+        lines.append("finished" + (f": {where}" if where else ""))
     return "\n".join(lines)
 
 
@@ -158,5 +159,5 @@ def _collect(sweep_dir: Path, wait: bool, hooks: SweepHooks | None) -> int:
         print(f"seg58 collect: {e}")
         return 1
     print(f"collected {len(book.cells)} cell(s) of {sweep_dir}: all completed"
-          + (f"; leaderboard on MLflow parent run {book.parent}" if book.parent else ""))
+          + (f"; leaderboard on {where}" if (where := book.hooks.tracked_at(book.hooked)) else ""))
     return 0

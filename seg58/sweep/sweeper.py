@@ -33,6 +33,7 @@ from seg58.sweep.folds import ALL, expand_folds
 from seg58.sweep.hooks import SweepHooks
 from seg58.sweep.interrupt import SweepInterrupted
 from seg58.sweep.lock import DriverLock, refuse_if_driven
+from seg58.sweep.policy import FailurePolicy
 from seg58.sweep.private_apis import sweep_cells
 from seg58.sweep.schema import SEARCH_KEYS, SWEEPER_KEYS
 from seg58.sweep.space import parse_space, plain
@@ -163,8 +164,10 @@ class GridOrSearchSweeper(Sweeper):
 
     def book(self, kind: str) -> SweepBook:
         return SweepBook(Path(str(self.config.hydra.sweep.dir)), kind, self.hydra_context.config_loader,
-                         self.config, self.launcher, self.max_failures, self.hooks, self.metric,
-                         self.max_failure_rate, composer=self.composer)
+                         self.config, self.launcher, self.hooks, self.metric, composer=self.composer)
+
+    def policy(self) -> FailurePolicy:
+        return FailurePolicy(self.max_failures, self.max_failure_rate)
 
     # -- Hydra's entry point ------------------------------------------------------------------
     def sweep(self, arguments: list[str]) -> Any:
@@ -204,7 +207,8 @@ class GridOrSearchSweeper(Sweeper):
             # Hydra instantiated sampler/pruner already; the trials need their specs to rebuild them
             raw = {k: self.config.hydra.sweeper.get(k) for k in ("sampler", "pruner")}
             return Search(self.config, self.hydra_context, self.launcher, params=self.params,
-                          book=self.book("search"), metric=self.metric, **{**self.search, **raw}).sweep(arguments)
+                          book=self.book("search"), policy=self.policy(), metric=self.metric,
+                          **{**self.search, **raw}).sweep(arguments)
         from seg58.sweep.grid import run_grid
 
         resumed = self.resumed_grid
@@ -223,5 +227,5 @@ class GridOrSearchSweeper(Sweeper):
             log.info("resuming grid %s: %d of its %d cell(s) did not complete", resumed, len(numbered),
                      len(book.cells))
         spec = " ".join(arguments) or f"rerun of {self.rerun}" if not resumed else f"resume of {resumed}"
-        return run_grid(book, self.launcher, numbered, self.max_batch_size, arguments, spec,
+        return run_grid(book, self.policy(), self.launcher, numbered, self.max_batch_size, arguments, spec,
                         self.hooks.rerun_command(self.config), resumed=bool(resumed))

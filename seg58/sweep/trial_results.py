@@ -56,13 +56,13 @@ def publish_results(study: Any, book: SweepBook, metric: Any, direction: Any) ->
     if done and len(study.directions) > 1:
         front = [{"trial": t.number, "values": t.values, "params": t.params}
                  for t in sorted(study.best_trials, key=lambda t: t.number)]
-        book.extra.update(pareto_front=front)
+        book.note(pareto_front=front)
         log.info("Pareto front (%s, %s): %d trial(s)\n%s", metric, direction, len(front),
                  "\n".join(f"  #{p['trial']} {p['values']} {p['params']}" for p in front))
     elif done:
         best = study.best_trial
-        book.extra.update(best_trial=best.number, best_value=best.value, best_params=best.params)
+        book.note(best_trial=best.number, best_value=best.value, best_params=best.params)
         log.info("best trial #%d: %s=%.4f with %s", best.number, metric or "objective", best.value,
                  best.params)
     if done:
-        book.hooks.publish_study(book.tracking, book.parent, study)
+        book.hooks.publish_study(book.tracking, book.hooked, study)
