@@ -18,6 +18,7 @@ from hydra.core.utils import JobReturn
 
 from seg58.base.errors import ConfigError, UsageError
 from seg58.base.names import CONCURRENT_JOBS_ENV, SUMMARY_FILE
+from seg58.base.status import CellStatus
 from seg58.config.user_errors import UserFacingError
 from seg58.sweep.cells import cell_of, format_cell, format_summary
 from seg58.sweep.checks import CellComposer, problems_of
@@ -143,12 +144,12 @@ class SweepBook:
         """Every cell in the summary from the start, so status shows them and rerun finds them."""
         self.total = len(cells)
         for num, overrides in enumerate(cells):
-            self.ledger.put({"num": num, "overrides": list(overrides), "status": "PENDING",
+            self.ledger.put({"num": num, "overrides": list(overrides), "status": CellStatus.PENDING,
                              "output_dir": str(self.sweep_dir / str(num))}, log=False)
         self.write(force=True)
 
     def submitted(self, num: int, overrides: Sequence[str], job: Any = None, **extra: Any) -> None:
-        cell = {"num": num, "overrides": list(overrides), "status": "SUBMITTED", "submitted_at": time.time(),
+        cell = {"num": num, "overrides": list(overrides), "status": CellStatus.SUBMITTED, "submitted_at": time.time(),
                 "output_dir": str(self.sweep_dir / str(num)), **extra}
         if job is not None and hasattr(job, "paths"):
             cell.update(job_id=job.job_id, stdout=str(job.paths.stdout), stderr=str(job.paths.stderr),
@@ -157,7 +158,7 @@ class SweepBook:
 
     def running(self, num: int, overrides: Sequence[str], **extra: Any) -> None:
         """A cell this process is about to train itself (Hydra's basic launcher): RUNNING at once."""
-        self.put({**self.ledger.get(num), "num": num, "overrides": list(overrides), "status": "RUNNING",
+        self.put({**self.ledger.get(num), "num": num, "overrides": list(overrides), "status": CellStatus.RUNNING,
                   "submitted_at": time.time(), "output_dir": str(self.sweep_dir / str(num)), **extra})
         self.write(force=True)
 
@@ -174,7 +175,7 @@ class SweepBook:
         return cell
 
     def cancel_unstarted(self, num: int, overrides: Sequence[str], reason: str) -> None:
-        self.put({"num": num, "overrides": list(overrides), "status": "CANCELLED", "objective": None,
+        self.put({"num": num, "overrides": list(overrides), "status": CellStatus.CANCELLED, "objective": None,
                   "error": f"not started: {reason}", "output_dir": str(self.sweep_dir / str(num)),
                   "cancelled_by_sweep": True})
 
@@ -205,16 +206,16 @@ class SweepBook:
         their runs and the sweep's closed as KILLED, the summary written, one line logged; raises SweepInterrupted.
         `on_ended(num, ret, info)` records each interrupted cell instead (a search tells its study)."""
         why = "interrupted (Ctrl-C)"
-        for num, ret, info in pool.cancel_all(state="INTERRUPTED"):
+        for num, ret, info in pool.cancel_all(state=CellStatus.INTERRUPTED):
             if on_ended is not None:
                 on_ended(num, ret, info)
             else:
                 self.record(num, ret, info, error=why)
         for c in self.cells:
-            if c["status"] == "RUNNING":  # trained in this process: its training closed its run
-                self.ledger.put({**c, "status": "INTERRUPTED", "objective": None, "error": why})
+            if c["status"] == CellStatus.RUNNING:  # trained in this process: its training closed its run
+                self.ledger.put({**c, "status": CellStatus.INTERRUPTED, "objective": None, "error": why})
         self._close_lost_runs()
-        stopped = sum(c["status"] == "INTERRUPTED" for c in self.cells)
+        stopped = sum(c["status"] == CellStatus.INTERRUPTED for c in self.cells)
         waiting = sum(c["status"] in LIVE_STATES for c in self.cells)
         self._facts["interrupted"] = f"{why} at {time.strftime('%Y-%m-%d %H:%M:%S')}: {stopped} running cell(s) " \
                                     f"stopped, {waiting} not started"
@@ -250,7 +251,7 @@ class SweepBook:
     def _close_lost_runs(self) -> None:
         """Jobs that ended without a result (cancelled, killed) never closed their MLflow run."""
         for c in self.cells:
-            if c["status"] not in (*OK_STATES, "FAILED"):
+            if c["status"] not in (*OK_STATES, CellStatus.FAILED):
                 run_id = self.close_lost_run(Path(c["output_dir"]), c["status"]) or c.get("mlflow_run_id")
                 if run_id != c.get("mlflow_run_id"):
                     self.ledger.put({**c, "mlflow_run_id": run_id})

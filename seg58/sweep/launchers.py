@@ -28,6 +28,7 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from omegaconf import OmegaConf
 
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from seg58.base.status import CellStatus
 from seg58.sweep.gpus import GpuSlots, visible_gpus
 from seg58.sweep.private_apis import inner_executor
 from seg58.sweep.schema import OWN_LAUNCHER_KEYS
@@ -127,7 +128,7 @@ def collect_job(job: Any, overrides: Sequence[str], executor: str) -> tuple[JobR
             "executor": executor, "submitit_folder": str(job.paths.folder)}
     try:
         ret = job.results()[0]
-        info["state"] = "COMPLETED" if ret.status == JobStatus.COMPLETED else "FAILED"
+        info["state"] = CellStatus.COMPLETED if ret.status == JobStatus.COMPLETED else CellStatus.FAILED
     except Exception as e:  # no result: cancelled, killed, node failure, timeout
         info["state"] = _slurm_state(job)
         ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=e)
@@ -139,7 +140,7 @@ def _slurm_state(job: Any) -> str:
         state = str(job.state).split()[0] or "UNKNOWN"
     except Exception:
         return "UNKNOWN"
-    return "CANCELLED" if state == "INTERRUPTED" else state  # a local job ended by a signal
+    return CellStatus.CANCELLED if state == "INTERRUPTED" else state  # a local job ended by a signal
 
 
 class SlurmDriverJobs(SubmititJobs):

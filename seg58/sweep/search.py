@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from seg58.base.errors import ConfigError, UsageError
 from seg58.base.names import JOURNAL_FILE, MULTIRUN_CONFIG, STUDY_ENV, SUMMARY_FILE
 from seg58.base.names import SEARCH_STATE_FILE as STATE_FILE
+from seg58.base.status import CellStatus
 from seg58.sweep.book import OK_STATES, SweepBook, use_sweep_dir
 from seg58.sweep.interrupt import Interruption
 from seg58.sweep.policy import FailurePolicy
@@ -227,13 +228,13 @@ class Search:
 
         extra = {"error": f"cancelled: {cancelled}", "cancelled_by_sweep": True} if cancelled else {}
         cell = book.record(trial.number, ret, info, params=trial.params, **extra)
-        if cell["status"] == "PRUNED":
+        if cell["status"] == CellStatus.PRUNED:
             self._tell_study(study, trial, state=TrialState.PRUNED)
-        elif cell["status"] == "COMPLETED" and cell["objective"] is not None:
+        elif cell["status"] == CellStatus.COMPLETED and cell["objective"] is not None:
             self._tell_study(study, trial, cell["objective"])
         else:  # failed, cancelled, or a NaN objective: FAIL, with why
-            if cell["status"] == "COMPLETED":
-                cell = {**cell, "status": "FAILED", "error": no_objective(ret, self.metric)}
+            if cell["status"] == CellStatus.COMPLETED:
+                cell = {**cell, "status": CellStatus.FAILED, "error": no_objective(ret, self.metric)}
                 book.put(cell)
             trial.set_user_attr("error", (cell["error"] or cell["status"])[:2000])
             self._tell_study(study, trial, state=TrialState.FAIL)

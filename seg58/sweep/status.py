@@ -15,6 +15,7 @@ from typing import Any
 
 from seg58.base.errors import UsageError
 from seg58.base.names import DRIVER_FILE, SUMMARY_FILE
+from seg58.base.status import CellStatus
 from seg58.config.user_errors import UserFacingError
 from seg58.sweep.book import LIVE_STATES, OK_STATES, SweepBook
 from seg58.sweep.cells import duration
@@ -136,11 +137,11 @@ def collect(sweep_dir: Path, wait: bool, hooks: SweepHooks | None = None, poll_s
 def _collect(sweep_dir: Path, wait: bool, hooks: SweepHooks | None) -> int:
     book = SweepBook.load(sweep_dir, hooks)  # the driver is gone: what it did not record, record now
     for cell in [c for c in book.cells if c["status"] in LIVE_STATES]:
-        if cell["status"] == "RUNNING" and not cell.get("job_id"):  # trained in the driver's own process
-            book.put({**cell, "status": "INTERRUPTED", "objective": None,
+        if cell["status"] == CellStatus.RUNNING and not cell.get("job_id"):  # trained in the driver's own process
+            book.put({**cell, "status": CellStatus.INTERRUPTED, "objective": None,
                       "error": "the sweep's process ended while it trained this cell"})
             continue
-        if cell["status"] == "PENDING" or not cell.get("job_id"):
+        if cell["status"] == CellStatus.PENDING or not cell.get("job_id"):
             book.cancel_unstarted(cell["num"], cell["overrides"], "the sweep ended before submitting it")
             continue
         job = _job(cell)

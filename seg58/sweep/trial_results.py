@@ -10,6 +10,7 @@ from typing import Any
 
 from hydra.core.utils import JobReturn
 
+from seg58.base.status import CellStatus
 from seg58.sweep.book import SweepBook
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,8 @@ def retry_interrupted(study: Any, book: SweepBook) -> None:
         study.set_user_attr("interrupted", interrupted)
         study.enqueue_trial(t.params, skip_if_exists=False)  # study.ask() hands these out first
         run_dir = book.sweep_dir / str(t.number)
-        book.close_lost_run(run_dir, "INTERRUPTED")
-        book.put({"num": t.number, "overrides": [], "status": "INTERRUPTED", "objective": None,
+        book.close_lost_run(run_dir, CellStatus.INTERRUPTED)
+        book.put({"num": t.number, "overrides": [], "status": CellStatus.INTERRUPTED, "objective": None,
                   "params": t.params, "error": "the sweep stopped while it ran; retried",
                   "output_dir": str(run_dir)})
         log.info("trial #%d was running when the sweep stopped: marked FAIL, retried", t.number)
