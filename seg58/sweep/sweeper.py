@@ -8,8 +8,9 @@ and `hydra.sweeper.rerun=<sweep dir>` launches only the cells that did not compl
 strategy=auto is a search when hydra.sweeper.n_trials is set or a param is an interval(), else a
 grid; `hydra.sweeper.sample=N` runs a seeded random sample of N cells of a grid. With
 launcher=slurm hydra.launcher.detach=true the sweep itself runs as a SLURM job (detach.py).
-Hydra's plugin class (hydra_plugins/seg58_sweeper/sweeper.py) is this class, renamed; keep the
-module-level imports light: Hydra imports it on every start.
+It implements Hydra's public Sweeper interface; its keys are schema.py's. Hydra's plugin class
+(hydra_plugins/seg58_sweeper/sweeper.py) is this class, renamed, turning SweepInterrupted into the
+exit status; keep the module-level imports light: Hydra imports it on every start.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ def _status(run: Any) -> str:
 
 
 def _pruned(tags: dict[str, str]) -> bool:
-    """stop.kind since issue #17; runs logged before it carry pruned=true."""
+    """stop.kind; runs logged by older versions carry pruned=true instead."""
     return tags.get(STOP_KIND_TAG) == StopKind.pruned.value or tags.get("pruned") == "true"
 
 
