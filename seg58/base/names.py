@@ -25,6 +25,7 @@ MULTIRUN_CONFIG = "multirun.yaml"
 # -- MLflow tags ------------------------------------------------------------------------------
 PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own nesting tag
 SWEEP_PARENT_TAG = "sweep.parent_run_id"
+CELL_STATUS_TAG = "sweep.cell_status"  # a lost run's cell status in the sweep summary (INTERRUPTED, ...)
 STOP_KIND_TAG = "stop.kind"  # why a run ended early (seg58/base/stop.py) ...
 STOP_EPOCH_TAG = "stop.epoch"  # ... and after which epoch (1-based)
 STOP_REASON_TAG = "stop_reason"  # the same, as a sentence

@@ -32,10 +32,11 @@ where jobs read them offline. Run it where there is internet, with the jobs' pat
 
 def expand(argv: list[str]) -> list[list[str]]:
     """Hydra overrides with sweep lists (encoder=a,b) -> one override list per combination."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    return BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(argv), None)[0]
+    from seg58.sweep.private_apis import sweep_cells
+
+    return sweep_cells(OverridesParser.create().parse_overrides(argv))
 
 
 def fetch_one(cfg: DictConfig, seen: dict, unreachable: BaseException | None) -> str:

@@ -17,8 +17,12 @@ from seg58.sweep.hooks import CellProgress, SweepHooks
 log = logging.getLogger(__name__)
 
 
+PARENT_KEY = "mlflow_parent_run_id"  # the sweep's MLflow run, in sweep_summary.json (report, collect read it)
+
+
 class SegmentationSweepHooks(SweepHooks):
     fold_key = "data.split_holdout"  # data.split_holdout=all: one cell per material, content or fold
+    summary_keys = (PARENT_KEY,)
 
     def fold_values(self, cfg: Any) -> list[str] | None:
         from seg58.data.splits import ALL_FOLDS
@@ -47,10 +51,10 @@ class SegmentationSweepHooks(SweepHooks):
         return config_problems(cfg)
 
     def open_sweep(self, cfg: Any, sweep_dir: Path, arguments: list[str], spec: str,
-                   parent: str | None) -> tuple[dict[str, Any], str | None]:
+                   resumed: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
         t = cfg.tracking
         if not t.enabled:
-            return {"enabled": False}, None
+            return {"enabled": False}, {PARENT_KEY: None}
         from seg58.tracking.store import check_reachable
         from seg58.tracking.sweep_run import reopen_sweep_run, start_sweep_run
 
@@ -58,14 +62,19 @@ class SegmentationSweepHooks(SweepHooks):
         # permission checked before any job starts
         tracking = {"enabled": True, "uri": check_reachable(t.uri, t.experiment_name), "experiment": t.experiment_name,
                     "register": t.register}
+        parent = (resumed or {}).get(PARENT_KEY)
         if parent:  # a resumed sweep: its run (KILLED when interrupted) runs again
             reopen_sweep_run(t.uri, parent)
         parent = parent or start_sweep_run(t.uri, t.experiment_name, sweep_dir, arguments, spec)
         os.environ[PARENT_RUN_ENV] = parent
         os.environ[PARENT_EXPERIMENT_ENV] = t.experiment_name
-        return tracking, parent
+        return tracking, {PARENT_KEY: parent}
 
-    def close_sweep(self, tracking: dict[str, Any], parent: str | None, failed: bool, sweep_dir: Path) -> None:
+    def tracked_at(self, facts: dict[str, Any]) -> str | None:
+        return f"MLflow parent run {facts[PARENT_KEY]}" if facts.get(PARENT_KEY) else None
+
+    def close_sweep(self, tracking: dict[str, Any], facts: dict[str, Any], failed: bool, sweep_dir: Path) -> None:
+        parent = facts.get(PARENT_KEY)
         if parent is None or not tracking.get("enabled"):
             return
         from seg58.tracking.sweep_run import finish_sweep_run
@@ -73,7 +82,8 @@ class SegmentationSweepHooks(SweepHooks):
         _log_cross_validation(tracking, parent, sweep_dir)
         finish_sweep_run(tracking["uri"], parent, failed, str(sweep_dir), register=tracking.get("register"))
 
-    def interrupt_sweep(self, tracking: dict[str, Any], parent: str | None, sweep_dir: Path) -> None:
+    def interrupt_sweep(self, tracking: dict[str, Any], facts: dict[str, Any], sweep_dir: Path) -> None:
+        parent = facts.get(PARENT_KEY)
         if parent is None or not tracking.get("enabled"):
             return
         from seg58.tracking.sweep_run import kill_sweep_run
@@ -87,7 +97,8 @@ class SegmentationSweepHooks(SweepHooks):
 
         return mark_lost_run(tracking["uri"], job_dir / RUN_ID_FILE, state)
 
-    def publish_study(self, tracking: dict[str, Any], parent: str | None, study: Any) -> None:
+    def publish_study(self, tracking: dict[str, Any], facts: dict[str, Any], study: Any) -> None:
+        parent = facts.get(PARENT_KEY)
         if parent is None or not tracking.get("enabled"):
             return
         from seg58.tracking.study_plots import publish_plots

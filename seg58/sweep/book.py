@@ -1,14 +1,14 @@
 """What every sweep does around its jobs, grid or search alike (one implementation): config checks
-before launch, the tracking parent run opened once (through the app's SweepHooks), each cell
+before launch, the sweep's tracking opened once (through the app's SweepHooks), each cell
 written to <sweep dir>/sweep_summary.json when it is submitted and again when it ends (so `seg58
-status` can watch and `seg58 collect` can finish a sweep whose driver is gone), fail-fast, lost
-runs closed, and one clear error listing what did not complete."""
+status` can watch and `seg58 collect` can finish a sweep whose driver is gone), lost runs closed,
+and one clear error listing what did not complete. The book records: when to stop early is
+policy.py's to decide, and what tracking keeps in the summary is the hooks' (written verbatim)."""
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,12 +18,13 @@ from hydra.core.utils import JobReturn
 
 from seg58.base.errors import ConfigError, UsageError
 from seg58.base.names import CONCURRENT_JOBS_ENV, SUMMARY_FILE
+from seg58.base.status import CellStatus
 from seg58.config.user_errors import UserFacingError
 from seg58.sweep.cells import cell_of, format_cell, format_summary
 from seg58.sweep.checks import CellComposer, problems_of
 from seg58.sweep.folds import cv_table, format_cv
 from seg58.sweep.hooks import SweepHooks
-from seg58.sweep.interrupt import INTERRUPTED_EXIT
+from seg58.sweep.interrupt import SweepInterrupted
 from seg58.sweep.ledger import LIVE_STATES, OK_STATES, Ledger
 
 log = logging.getLogger(__name__)
@@ -33,18 +34,16 @@ __all__ = ["LIVE_STATES", "OK_STATES", "SweepBook", "unfinished_cells"]
 
 class SweepBook:
     def __init__(self, sweep_dir: Path, kind: str, config_loader: Any = None, config: Any = None,
-                 launcher: Any = None, max_failures: int | None = None, hooks: SweepHooks | None = None,
-                 metric: str | None = None, max_failure_rate: float | None = None, composer: Any = None):
+                 launcher: Any = None, hooks: SweepHooks | None = None, metric: str | None = None,
+                 composer: Any = None):
         self.kind = kind
         self.config, self.launcher = config, launcher
         self.composer = composer or (CellComposer(config_loader, config) if config_loader is not None else None)
-        self.max_failures, self.max_failure_rate = max_failures, max_failure_rate
         self.hooks = hooks or SweepHooks()
         self.metric = metric  # the returned dict's key that is the objective (None: the task returns a float)
-        self.rate_window = 1  # max_failure_rate applies once this many cells ended (the jobs in flight)
         self.ledger = Ledger(Path(sweep_dir))  # the cells, on disk as an event log and a summary
-        self.parent: str | None = None
-        self.extra: dict[str, Any] = {}  # sweep-level facts for the summary (the study, why it stopped, ...)
+        self.hooked: dict[str, Any] = {}  # the hooks' own summary facts (seg58's: its MLflow parent run), verbatim
+        self._facts: dict[str, Any] = {}  # sweep-level facts for the summary (the study, why it stopped, ...)
         self.tracking: dict[str, Any] = {"enabled": False}
         self.base: Any = None  # the first checked cell's composed config: where runs are tracked
         self.total: int | None = None  # cells planned (None: a search, open-ended)
@@ -71,11 +70,31 @@ class SweepBook:
             self._adopt({k: v for k, v in data.items() if k not in ("stopped", "finished", "interrupted")})
 
     def _adopt(self, data: dict[str, Any]) -> None:
-        self.parent = data.get("mlflow_parent_run_id")
+        self.hooked = {k: data[k] for k in self.hooks.summary_keys if k in data}
         self.tracking = data.get("tracking", {"enabled": False})
         self.total = data.get("total")
-        self.extra = {k: v for k, v in data.items() if k not in (
-            "sweep_dir", "kind", "mlflow_parent_run_id", "tracking", "total", "metric")}
+        self._facts = {k: v for k, v in data.items()
+                       if k not in ("sweep_dir", "kind", "tracking", "total", "metric", *self.hooks.summary_keys)}
+
+    # -- sweep-level facts --------------------------------------------------------------
+    def note(self, **facts: Any) -> None:
+        """Sweep-level facts for the summary (a search's study, its best trial, ...)."""
+        self._facts.update(facts)
+
+    def fact(self, key: str, default: Any = None) -> Any:
+        return self._facts.get(key, default)
+
+    @property
+    def stopped(self) -> str | None:
+        """Why the sweep stopped early (fail-fast), else None."""
+        return self._facts.get("stopped")
+
+    def stop_early(self, reason: str) -> str:
+        """Record that the sweep stops early (policy.py decided): written and logged at once."""
+        self._facts["stopped"] = reason
+        self.write(force=True)
+        log.error("%s", reason)
+        return reason
 
     @property
     def sweep_dir(self) -> Path:
@@ -109,29 +128,28 @@ class SweepBook:
             raise UserFacingError(str(ConfigError(problems)))
 
     def start(self, arguments: list[str], concurrent_jobs: int, spec: str | None = None,
-              parent: str | None = None) -> None:
-        """Tell local jobs how many share the CPUs, open the tracking parent run (or reuse
-        `parent` when a sweep is resumed)."""
+              resumed: dict[str, Any] | None = None) -> None:
+        """Tell local jobs how many share the CPUs, open the sweep's tracking through the hooks
+        (`resumed`: the hooks' facts of the sweep being continued; None: a new sweep)."""
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         # subprocesses on this machine, side by side. Asked of the launcher rather than by isinstance:
         # Hydra's plugin scan may load the launcher's module a second time (another class object).
         if getattr(self.launcher, "_EXECUTOR", None) == "local":
             os.environ[CONCURRENT_JOBS_ENV] = str(concurrent_jobs)
-        self.rate_window = max(1, concurrent_jobs)  # like hydra-optuna-sweeper's rate over a batch
-        self.tracking, self.parent = self.hooks.open_sweep(self.base or self.config, self.sweep_dir, arguments,
-                                                           spec or " ".join(arguments), parent)
+        self.tracking, self.hooked = self.hooks.open_sweep(self.base or self.config, self.sweep_dir, arguments,
+                                                           spec or " ".join(arguments), resumed)
 
     # -- as jobs start and end --------------------------------------------------------
     def plan(self, cells: Sequence[Sequence[str]]) -> None:
         """Every cell in the summary from the start, so status shows them and rerun finds them."""
         self.total = len(cells)
         for num, overrides in enumerate(cells):
-            self.ledger.put({"num": num, "overrides": list(overrides), "status": "PENDING",
+            self.ledger.put({"num": num, "overrides": list(overrides), "status": CellStatus.PENDING,
                              "output_dir": str(self.sweep_dir / str(num))}, log=False)
         self.write(force=True)
 
     def submitted(self, num: int, overrides: Sequence[str], job: Any = None, **extra: Any) -> None:
-        cell = {"num": num, "overrides": list(overrides), "status": "SUBMITTED", "submitted_at": time.time(),
+        cell = {"num": num, "overrides": list(overrides), "status": CellStatus.SUBMITTED, "submitted_at": time.time(),
                 "output_dir": str(self.sweep_dir / str(num)), **extra}
         if job is not None and hasattr(job, "paths"):
             cell.update(job_id=job.job_id, stdout=str(job.paths.stdout), stderr=str(job.paths.stderr),
@@ -140,7 +158,7 @@ class SweepBook:
 
     def running(self, num: int, overrides: Sequence[str], **extra: Any) -> None:
         """A cell this process is about to train itself (Hydra's basic launcher): RUNNING at once."""
-        self.put({**self.ledger.get(num), "num": num, "overrides": list(overrides), "status": "RUNNING",
+        self.put({**self.ledger.get(num), "num": num, "overrides": list(overrides), "status": CellStatus.RUNNING,
                   "submitted_at": time.time(), "output_dir": str(self.sweep_dir / str(num)), **extra})
         self.write(force=True)
 
@@ -157,7 +175,7 @@ class SweepBook:
         return cell
 
     def cancel_unstarted(self, num: int, overrides: Sequence[str], reason: str) -> None:
-        self.put({"num": num, "overrides": list(overrides), "status": "CANCELLED", "objective": None,
+        self.put({"num": num, "overrides": list(overrides), "status": CellStatus.CANCELLED, "objective": None,
                   "error": f"not started: {reason}", "output_dir": str(self.sweep_dir / str(num)),
                   "cancelled_by_sweep": True})
 
@@ -171,28 +189,9 @@ class SweepBook:
             self.cancel_unstarted(num, overrides, reason)
         return returns
 
-    def failures(self) -> int:
-        return self.ledger.failed
-
-    def fail_fast(self) -> str | None:
-        """Why the sweep stops early (hydra.sweeper.max_failures or max_failure_rate reached), else None."""
-        if self.extra.get("stopped"):
-            return None
-        failed, ended = self.ledger.failed, self.ledger.ended_own
-        if self.max_failures is not None and failed >= self.max_failures:
-            why = f"hydra.sweeper.max_failures={self.max_failures} reached"
-        elif self.max_failure_rate is not None and ended >= self.rate_window and failed / ended > self.max_failure_rate:
-            why = f"hydra.sweeper.max_failure_rate={self.max_failure_rate} exceeded ({failed} of {ended})"
-        else:
-            return None
-        self.extra["stopped"] = f"{why}: {failed} cell(s) failed; the queued and running cells were cancelled"
-        self.write(force=True)
-        log.error("%s", self.extra["stopped"])
-        return self.extra["stopped"]
-
     def facts(self) -> dict[str, Any]:
-        return {"sweep_dir": str(self.sweep_dir), "kind": self.kind, "mlflow_parent_run_id": self.parent,
-                "tracking": self.tracking, "total": self.total, "metric": self.metric, **self.extra}
+        return {"sweep_dir": str(self.sweep_dir), "kind": self.kind, **self.hooked, "tracking": self.tracking,
+                "total": self.total, "metric": self.metric, **self._facts}
 
     def write(self, force: bool = False) -> None:
         """The summary file (throttled: the event log has every change at once; `force` now)."""
@@ -204,37 +203,37 @@ class SweepBook:
 
     def interrupt(self, pool: Any, continue_hint: str, on_ended: Any = None) -> None:
         """Ctrl-C (seg58/sweep/interrupt.py): the running cells interrupted and recorded INTERRUPTED,
-        their runs and the sweep's closed as KILLED, the summary written; exit 130 in one line.
+        their runs and the sweep's closed as KILLED, the summary written, one line logged; raises SweepInterrupted.
         `on_ended(num, ret, info)` records each interrupted cell instead (a search tells its study)."""
         why = "interrupted (Ctrl-C)"
-        for num, ret, info in pool.cancel_all(state="INTERRUPTED"):
+        for num, ret, info in pool.cancel_all(state=CellStatus.INTERRUPTED):
             if on_ended is not None:
                 on_ended(num, ret, info)
             else:
                 self.record(num, ret, info, error=why)
         for c in self.cells:
-            if c["status"] == "RUNNING":  # trained in this process: its training closed its run
-                self.ledger.put({**c, "status": "INTERRUPTED", "objective": None, "error": why})
+            if c["status"] == CellStatus.RUNNING:  # trained in this process: its training closed its run
+                self.ledger.put({**c, "status": CellStatus.INTERRUPTED, "objective": None, "error": why})
         self._close_lost_runs()
-        stopped = sum(c["status"] == "INTERRUPTED" for c in self.cells)
+        stopped = sum(c["status"] == CellStatus.INTERRUPTED for c in self.cells)
         waiting = sum(c["status"] in LIVE_STATES for c in self.cells)
-        self.extra["interrupted"] = f"{why} at {time.strftime('%Y-%m-%d %H:%M:%S')}: {stopped} running cell(s) " \
+        self._facts["interrupted"] = f"{why} at {time.strftime('%Y-%m-%d %H:%M:%S')}: {stopped} running cell(s) " \
                                     f"stopped, {waiting} not started"
         self.write(force=True)
         self.ledger.close()
-        self.hooks.interrupt_sweep(self.tracking, self.parent, self.sweep_dir)
-        log.warning("%s; continue it in the same folder: %s", self.extra["interrupted"], continue_hint)
-        sys.exit(INTERRUPTED_EXIT)
+        self.hooks.interrupt_sweep(self.tracking, self.hooked, self.sweep_dir)
+        log.warning("%s; continue it in the same folder: %s", self._facts["interrupted"], continue_hint)
+        raise SweepInterrupted(self._facts["interrupted"])
 
     # -- at the end -------------------------------------------------------------------
     def finish(self, rerun_hint: str, fail: bool | None = None) -> None:
         """Close lost runs, write the summary, publish the leaderboard; raise if any cell failed
         (or as `fail` says: a search fails only when no trial completed). Idempotent."""
         self._close_lost_runs()
-        self.extra["finished"] = True
+        self._facts["finished"] = True
         cv = cv_table(self.cells, self.hooks.fold_key) if self.hooks.fold_key else []
         if cv:
-            self.extra["cross_validation"] = cv
+            self._facts["cross_validation"] = cv
         self.write(force=True)
         self.ledger.close()
         cells = sorted(self.cells, key=lambda c: c["num"])
@@ -243,16 +242,16 @@ class SweepBook:
             log.info("%s", format_cv(cv, self.metric))
         failed = [c for c in cells if c["status"] not in OK_STATES]
         broken = bool(failed) if fail is None else fail
-        self.hooks.close_sweep(self.tracking, self.parent, broken, self.sweep_dir)
+        self.hooks.close_sweep(self.tracking, self.hooked, broken, self.sweep_dir)
         if broken:
-            why = f"{self.extra['stopped']}\n" if self.extra.get("stopped") else ""
+            why = f"{self.stopped}\n" if self.stopped else ""
             raise UserFacingError(f"{why}{len(failed)} of {len(cells)} sweep jobs did not complete:\n"
                                   f"{format_summary(failed)}\n{rerun_hint}")
 
     def _close_lost_runs(self) -> None:
         """Jobs that ended without a result (cancelled, killed) never closed their MLflow run."""
         for c in self.cells:
-            if c["status"] not in (*OK_STATES, "FAILED"):
+            if c["status"] not in (*OK_STATES, CellStatus.FAILED):
                 run_id = self.close_lost_run(Path(c["output_dir"]), c["status"]) or c.get("mlflow_run_id")
                 if run_id != c.get("mlflow_run_id"):
                     self.ledger.put({**c, "mlflow_run_id": run_id})

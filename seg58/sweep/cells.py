@@ -8,6 +8,7 @@ from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 
+from seg58.base.status import CellStatus
 from seg58.base.stop import is_pruned
 from seg58.sweep.ledger import LIVE_STATES, OK_STATES
 
@@ -21,9 +22,9 @@ def cell_of(num: int, ret: JobReturn, info: dict[str, Any], sweep_dir: Path, met
     result = value if ok and isinstance(value, dict) else {}
     objective = objective_of_result(value, metric) if ok else None
     stop = result.get("stop")
-    state = info.get("state") or ("COMPLETED" if ok else "FAILED")
-    if state == "COMPLETED" and is_pruned(stop):
-        state = "PRUNED"
+    state = info.get("state") or (CellStatus.COMPLETED if ok else CellStatus.FAILED)
+    if state == CellStatus.COMPLETED and is_pruned(stop):
+        state = CellStatus.PRUNED
     output_dir = Path(str(ret.hydra_cfg.hydra.runtime.output_dir if ret.hydra_cfg else sweep_dir / str(num)))
     metrics = metric if isinstance(metric, (list, tuple)) else [metric]
     kept = {k: _plain(v) for k, v in result.items()

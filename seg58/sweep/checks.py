@@ -1,5 +1,5 @@
 """Every cell's config, composed and checked before launch, at a cost that lets a 10,000-cell grid
-start in seconds rather than half an hour (issue #18).
+start in seconds rather than half an hour.
 
 Hydra composes a config in two phases: the defaults list (config-group choices such as
 `encoder=resnet50`) and then the plain overrides (`optim.lr=3e-4`) applied to the result. Cells
@@ -18,9 +18,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, ValueNode, open_dict
+
+from seg58.sweep.private_apis import apply_overrides
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +62,13 @@ class CellComposer:
         if not all(_settable(base, o) for o in values):  # added or deleted keys, dicts: on a copy
             cfg = copy.deepcopy(base)
             try:
-                ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+                apply_overrides(values, cfg)
             except Exception:
                 return inspect(_app(self.full(overrides)))
             return inspect(cfg)
         saved = [(o.key_or_group, _raw(base, o.key_or_group)) for o in values]
         try:
-            ConfigLoaderImpl._apply_overrides_to_config(values, base)
+            apply_overrides(values, base)
         except Exception:
             return inspect(_app(self.full(overrides)))
         else:

@@ -1,4 +1,4 @@
-"""`hydra.sweeper.dry_run=true`: what a sweep would do, without doing it (issue #18). Every cell of
+"""`hydra.sweeper.dry_run=true`: what a sweep would do, without doing it. Every cell of
 a grid is composed and checked (a search: a seeded sample of its space); the count, the first
 cells, every refused cell and what the launcher would ask for are printed. Nothing is launched,
 no folder is made, nothing goes to MLflow or Optuna's storage. Exit 2 when a cell is refused."""

@@ -13,6 +13,8 @@ from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from seg58.base.status import CellStatus
+
 ALL = "all"
 
 
@@ -69,7 +71,7 @@ def cv_table(cells: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
         group = groups.setdefault(tuple(rest), {"config": " ".join(rest) or "(defaults)", "folds": {}, "missing": []})
         value = c.get("objective")
         value = value[0] if isinstance(value, list) else value
-        if value is None or c.get("status") != "COMPLETED":
+        if value is None or c.get("status") != CellStatus.COMPLETED:
             group["missing"].append(fold)
         else:
             group["folds"][fold] = float(value)

@@ -1,5 +1,5 @@
 """A grid: every cell through the launcher, at most as many at a time as it runs (or
-hydra.sweeper.max_batch_size), each recorded as it ends, fail-fast applied, Ctrl-C tidy
+hydra.sweeper.max_batch_size), each recorded as it ends, fail-fast applied (policy.py), Ctrl-C tidy
 (interrupt.py). A resumed grid (hydra.sweeper.resume=<its folder>) runs the cells that did not
 complete under their own numbers, in the same folder, under the same tracking run."""
 
@@ -12,16 +12,18 @@ from omegaconf import OmegaConf
 from seg58.base.names import MULTIRUN_CONFIG
 from seg58.sweep.book import SweepBook
 from seg58.sweep.interrupt import Interruption
+from seg58.sweep.policy import FailurePolicy
 from seg58.sweep.pool import JobPool
 
 
-def run_grid(book: SweepBook, launcher: Any, cells: list[tuple[int, list[str]]], max_batch_size: int | None,
-             arguments: list[str], spec: str, command: str, resumed: bool = False) -> list:
+def run_grid(book: SweepBook, policy: FailurePolicy, launcher: Any, cells: list[tuple[int, list[str]]],
+             max_batch_size: int | None, arguments: list[str], spec: str, command: str, resumed: bool = False) -> list:
     returns: list = []
     with Interruption() as stop:
         pool = JobPool(launcher, max_batch_size or len(cells), stop)
+        policy.watch(min(pool.slots, len(cells)))
         book.start(arguments, concurrent_jobs=min(pool.slots, len(cells)), spec=spec,
-                   parent=book.parent if resumed else None)
+                   resumed=book.hooked if resumed else None)
         OmegaConf.save(book.config, book.sweep_dir / MULTIRUN_CONFIG)
         if not resumed:
             book.plan([overrides for _, overrides in cells])
@@ -36,7 +38,7 @@ def run_grid(book: SweepBook, launcher: Any, cells: list[tuple[int, list[str]]],
                 for num, ret, info in pool.wait(book.idle):
                     book.record(num, ret, info)
                     returns.append(ret)
-                    reason = book.fail_fast()
+                    reason = policy.check(book)
                     if reason:
                         returns += book.cancel_rest(pool, pending, reason)
                         pending = []

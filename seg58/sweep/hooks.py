@@ -23,6 +23,9 @@ class CellProgress(NamedTuple):
 
 class SweepHooks:
     fold_key: str | None = None  # the override naming a cross-validation's fold (None: the app has no folds)
+    # top-level keys of sweep_summary.json (and a search's search.json) these hooks own: written as
+    # open_sweep returns them, handed back when the sweep is resumed; the sweeper never reads them
+    summary_keys: tuple[str, ...] = ()
 
     def fold_values(self, cfg: Any) -> list[str] | None:
         """When this cell's composed config asks for every fold (its fold key set to `all`), the
@@ -43,23 +46,28 @@ class SweepHooks:
         return []
 
     def open_sweep(self, cfg: Any, sweep_dir: Path, arguments: list[str], spec: str,
-                   parent: str | None) -> tuple[dict[str, Any], str | None]:
-        """Before the first job: (what the summary keeps under "tracking", the id of the sweep's
-        own tracking run, or None). `parent` is given when a sweep is resumed."""
-        return {"enabled": False}, None
+                   resumed: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Before the first job: (what the summary keeps under "tracking", the hooks' own summary
+        facts, of `summary_keys`, such as the id of the sweep's own tracking run). `resumed`: those
+        facts of the sweep being continued (None: a new sweep)."""
+        return {"enabled": False}, {}
 
-    def close_sweep(self, tracking: dict[str, Any], parent: str | None, failed: bool, sweep_dir: Path) -> None:
+    def close_sweep(self, tracking: dict[str, Any], facts: dict[str, Any], failed: bool, sweep_dir: Path) -> None:
         """After the last cell: close the sweep's tracking run (leaderboards and the like)."""
 
-    def interrupt_sweep(self, tracking: dict[str, Any], parent: str | None, sweep_dir: Path) -> None:
+    def interrupt_sweep(self, tracking: dict[str, Any], facts: dict[str, Any], sweep_dir: Path) -> None:
         """Ctrl-C: close the sweep's tracking run as interrupted (no leaderboard: it may continue)."""
+
+    def tracked_at(self, facts: dict[str, Any]) -> str | None:
+        """Where the sweep's results are tracked, for `seg58 status` and `collect`; None: nowhere."""
+        return None
 
     def close_lost_run(self, tracking: dict[str, Any], job_dir: Path, state: str) -> str | None:
         """A job that ended without a result (cancelled, killed) never closed its tracking run:
         close it; returns its id."""
         return None
 
-    def publish_study(self, tracking: dict[str, Any], parent: str | None, study: Any) -> None:
+    def publish_study(self, tracking: dict[str, Any], facts: dict[str, Any], study: Any) -> None:
         """A finished search's study (plots onto the sweep's tracking run)."""
 
     def progress(self, tracking: dict[str, Any], cell: dict[str, Any], metric: str | None) -> CellProgress | None:

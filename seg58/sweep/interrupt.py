@@ -1,9 +1,9 @@
-"""Ctrl-C on an attached sweep (issue #18). The first SIGINT asks the sweep to stop: it launches
-nothing more and, at its next safe point (never halfway through a submission or a summary write),
-interrupts its running cells, records them INTERRUPTED, closes their runs and its own as KILLED,
-writes the summary and exits 130 with one line saying how to continue. A cell trained in this
-very process is interrupted at once (KeyboardInterrupt in its training, which closes its run). A
-second Ctrl-C during that tidy-up exits at once."""
+"""Ctrl-C on an attached sweep. The first SIGINT asks the sweep to stop: it launches nothing more
+and, at its next safe point (never halfway through a submission or a summary write), interrupts its
+running cells, records them INTERRUPTED, closes their runs and its own as KILLED, writes the summary,
+logs one line saying how to continue and raises SweepInterrupted (exit 130 at the edge). A cell
+trained in this very process is interrupted at once (KeyboardInterrupt in its training, which closes
+its run). A second Ctrl-C during that tidy-up exits at once."""
 
 from __future__ import annotations
 
@@ -15,6 +15,13 @@ from contextlib import contextmanager
 from typing import Any
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
+
+
+class SweepInterrupted(Exception):
+    """The sweep stopped at Ctrl-C, tidily (its summary written, its one-line message logged).
+    The edge turns it into INTERRUPTED_EXIT: the Hydra plugin's sweeper, for any app."""
+
+    exit_code = INTERRUPTED_EXIT
 
 
 class Interruption:

@@ -28,13 +28,14 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from omegaconf import OmegaConf
 
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from seg58.base.status import CellStatus
 from seg58.sweep.gpus import GpuSlots, visible_gpus
+from seg58.sweep.private_apis import inner_executor
+from seg58.sweep.schema import OWN_LAUNCHER_KEYS
 
 log = logging.getLogger(__name__)
 
-# keys of seg58's launcher schemas (hydra_plugins/seg58_sweeper/config.py), never passed to submitit
-OWN_KEYS = {"detach", "driver_partition", "driver_timeout_min", "driver_mem_gb", "driver_cpus", "gpus",
-            "max_array_size", "max_queued"}
+OWN_KEYS = OWN_LAUNCHER_KEYS  # keys of seg58's launcher schemas (seg58/sweep/schema.py), never passed to submitit
 # SLURM's defaults (slurm.conf(5)) when `scontrol show config` cannot be asked
 SLURM_DEFAULTS = {"MaxArraySize": 1001, "MaxJobCount": 10000}
 
@@ -127,7 +128,7 @@ def collect_job(job: Any, overrides: Sequence[str], executor: str) -> tuple[JobR
             "executor": executor, "submitit_folder": str(job.paths.folder)}
     try:
         ret = job.results()[0]
-        info["state"] = "COMPLETED" if ret.status == JobStatus.COMPLETED else "FAILED"
+        info["state"] = CellStatus.COMPLETED if ret.status == JobStatus.COMPLETED else CellStatus.FAILED
     except Exception as e:  # no result: cancelled, killed, node failure, timeout
         info["state"] = _slurm_state(job)
         ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=e)
@@ -139,7 +140,7 @@ def _slurm_state(job: Any) -> str:
         state = str(job.state).split()[0] or "UNKNOWN"
     except Exception:
         return "UNKNOWN"
-    return "CANCELLED" if state == "INTERRUPTED" else state  # a local job ended by a signal
+    return CellStatus.CANCELLED if state == "INTERRUPTED" else state  # a local job ended by a signal
 
 
 class SlurmDriverJobs(SubmititJobs):
@@ -240,7 +241,7 @@ class LocalGpuJobs(SubmititJobs):
             key = f"#{arg[2]}"
             ids = self.slots.acquire(key)
             # AutoExecutor does not pass visible_gpus on; submitit's LocalExecutor underneath takes it
-            executor._executor.update_parameters(visible_gpus=ids, gpus_per_node=len(ids))
+            inner_executor(executor).update_parameters(visible_gpus=ids, gpus_per_node=len(ids))
             (job,) = executor.map_array(self, *zip(arg, strict=True))
             self.slots.held[job.job_id] = self.slots.held.pop(key)
             log.info("\t#%d on GPU %s", arg[2], ",".join(map(str, ids)))

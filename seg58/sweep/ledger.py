@@ -1,4 +1,4 @@
-"""A sweep's cells on disk at a cost per event that does not grow with the sweep (issue #18).
+"""A sweep's cells on disk at a cost per event that does not grow with the sweep.
 
 Every change of a cell is one line appended to <sweep dir>/sweep_events.jsonl; the readable
 summary, sweep_summary.json, is rewritten whole at most every FLUSH_S seconds (and whenever the

@@ -1,4 +1,4 @@
-"""One driver per sweep folder (issue #18): a second process that would write a folder whose
+"""One driver per sweep folder: a second process that would write a folder whose
 driver is alive (a resume, a rerun into it, a collect) is refused at once, naming the live one; a
 folder left by a dead driver is taken over, and that is said.
 

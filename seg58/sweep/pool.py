@@ -9,6 +9,7 @@ from typing import Any
 
 from hydra.core.utils import JobReturn
 
+from seg58.base.status import CellStatus
 from seg58.sweep.interrupt import Interruption
 
 POLL_S = 1.0
@@ -65,7 +66,7 @@ class JobPool:
             time.sleep(POLL_S)
         return []
 
-    def cancel_all(self, state: str = "CANCELLED") -> list[tuple[int, JobReturn, dict]]:
+    def cancel_all(self, state: str = CellStatus.CANCELLED) -> list[tuple[int, JobReturn, dict]]:
         """Cancel every running cell and wait for each to end; each recorded as `state`."""
         for job, _ in self.running.values():
             self.launcher.cancel(job)

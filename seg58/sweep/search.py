@@ -10,7 +10,6 @@ retried with the same parameters, numbering continues and n_trials counts the to
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import Counter
@@ -23,10 +22,13 @@ from omegaconf import OmegaConf
 from seg58.base.errors import ConfigError, UsageError
 from seg58.base.names import JOURNAL_FILE, MULTIRUN_CONFIG, STUDY_ENV, SUMMARY_FILE
 from seg58.base.names import SEARCH_STATE_FILE as STATE_FILE
+from seg58.base.status import CellStatus
 from seg58.sweep.book import OK_STATES, SweepBook, use_sweep_dir
 from seg58.sweep.interrupt import Interruption
+from seg58.sweep.policy import FailurePolicy
 from seg58.sweep.pool import JobPool
 from seg58.sweep.samplers import ask_untried, resumed_sampler, with_grid
+from seg58.sweep.search_state import SearchState
 from seg58.sweep.space import parse_space, plain, trial_overrides
 from seg58.sweep.study import StudySpec, instantiate_spec, study_exists
 from seg58.sweep.trial_results import no_objective, publish_results, retry_interrupted
@@ -43,8 +45,9 @@ class Search:
                  n_jobs: int = 1, direction: Any = "minimize", metric: Any = None,
                  study_name: str | None = None, storage: str | None = None, sampler: Any = None, pruner: Any = None,
                  params: Any = None, resume: str | None = None, custom_search_space: str | None = None,
-                 book: SweepBook) -> None:
+                 book: SweepBook, policy: FailurePolicy | None = None) -> None:
         self.config, self.hydra_context, self.launcher, self.book = config, hydra_context, launcher, book
+        self.policy = policy or FailurePolicy()
         self.n_trials, self.n_jobs = DEFAULT_TRIALS if n_trials is None else n_trials, n_jobs
         self.direction, self.metric = plain(direction), plain(metric)  # lists: a multi-objective search
         self.study_name, self.storage, self.resume = study_name, storage, resume
@@ -54,33 +57,16 @@ class Search:
                         self.pruner.get("_target_"))
             self.pruner = None
         self.custom_search_space = custom_search_space  # "module.fn": fn(config, trial) adds parameters
-        self._state: dict[str, Any] = {}  # written to search.json for `resume`
-        self._space_text: dict[str, str] = {}  # the search space as the user wrote it
+        self._state: SearchState | None = None  # written to search.json for `resume`
         self._exhausted = False  # the sampler has no new configuration to try
+        self._trials: dict[int, Any] = {}  # trials in flight, by number
+        self._returns: list[JobReturn] = []
 
     # -- the study --------------------------------------------------------------------
-    def _open(self, arguments: list[str]) -> tuple[Any, Any, dict, list[str], str | None]:
-        """(study, spec, space, fixed overrides, parent run id) for a new or resumed search."""
+    def _open(self, arguments: list[str]) -> tuple[Any, StudySpec, dict, list[str]]:
+        """(study, spec, space, fixed overrides) of a new search; its state kept for search.json."""
         if self.resume:
-            state_file = Path(self.resume) / STATE_FILE
-            if not state_file.is_file():
-                raise UsageError(f"hydra.sweeper.resume={self.resume}: no {STATE_FILE} there (not a seg58 search)")
-            state = json.loads(state_file.read_text())
-            use_sweep_dir(self.config, Path(self.resume))
-            spec = StudySpec(**state["study"])
-            if "n_trials" in _explicit(self.config):  # a larger (or smaller) total from now on
-                state["n_trials"] = self.n_trials
-                state_file.write_text(json.dumps(state, indent=2))
-            self.n_trials = state["n_trials"]
-            space, _ = parse_space(state["params"], [])
-            self._space_text = state["params"]
-            self.custom_search_space = state.get("custom_search_space")
-            self.metric = self.book.metric = spec.metric
-            study = spec.load()
-            sampler = resumed_sampler(with_grid(state.get("sampler"), space), len(study.get_trials(deepcopy=False)))
-            if sampler is not None:  # none saved: the study keeps Optuna's default
-                study.sampler = sampler
-            return study, spec, space, state["fixed"], state.get("mlflow_parent_run_id")
+            return self._reopen()
         import optuna
 
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).resolve()
@@ -108,89 +94,124 @@ class Search:
         raw = {k: str(v) for k, v in (self.params or {}).items()}
         raw.update({a.split("=", 1)[0]: a.split("=", 1)[1] for a in arguments if a not in fixed})
         raw = {k: v for k, v in raw.items() if k in space}  # not the keys the command line fixed
-        self._state = {"study": spec.__dict__, "n_trials": self.n_trials, "params": raw, "fixed": fixed,
-                       "sampler": self.sampler, "custom_search_space": self.custom_search_space}
-        self._space_text = raw
-        return study, spec, space, fixed, None
+        self._state = SearchState(study=spec.__dict__, n_trials=self.n_trials, params=raw, fixed=fixed,
+                                  sampler=self.sampler, custom_search_space=self.custom_search_space)
+        return study, spec, space, fixed
+
+    def _reopen(self) -> tuple[Any, StudySpec, dict, list[str]]:
+        """hydra.sweeper.resume=<folder>: the search as its search.json left it."""
+        folder = Path(self.resume)
+        if not (folder / STATE_FILE).is_file():
+            raise UsageError(f"hydra.sweeper.resume={self.resume}: no {STATE_FILE} there (not a seg58 search)")
+        state = self._state = SearchState.load(folder, self.book.hooks.summary_keys)
+        use_sweep_dir(self.config, folder)
+        spec = StudySpec(**state.study)
+        if "n_trials" in _explicit(self.config):  # a larger (or smaller) total from now on
+            state.n_trials = self.n_trials
+            state.save(folder)
+        self.n_trials = state.n_trials
+        space, _ = parse_space(state.params, [])
+        self.custom_search_space = state.custom_search_space
+        self.metric = self.book.metric = spec.metric
+        study = spec.load()
+        sampler = resumed_sampler(with_grid(state.sampler, space), len(study.get_trials(deepcopy=False)))
+        if sampler is not None:  # none saved: the study keeps Optuna's default
+            study.sampler = sampler
+        return study, spec, space, state.fixed
 
     # -- the loop ---------------------------------------------------------------------
     def sweep(self, arguments: list[str]) -> list[JobReturn]:
-        from optuna.trial import TrialState
-
-        study, spec, space, fixed, parent = self._open(arguments)
-        book = self.book
-        book.sweep_dir = Path(str(self.config.hydra.sweep.dir))  # a resumed search: the original folder
-        book.check([fixed])  # the base config; each sampled trial is checked before it starts
+        study, spec, space, fixed = self._open(arguments)
         stop = Interruption()
         pool = JobPool(self.launcher, self.n_jobs, stop)
-        if self.n_jobs > pool.slots:
-            log.warning("hydra.sweeper.n_jobs=%d but this launcher runs %d trial(s) at a time%s", self.n_jobs,
-                        pool.slots, "" if pool.asynchronous else ": use launcher=local_parallel or slurm")
-        book.start(arguments, concurrent_jobs=pool.slots, parent=parent,
-                   spec=f"search {spec.study_name}: " + " ".join(f"{k}={v}" for k, v in self._space_text.items()))
-        if self.resume:
-            book.resume(facts=False)
-            book.extra.pop("stopped", None)
-            retry_interrupted(study, book)
-        else:
-            self._state["mlflow_parent_run_id"] = book.parent
-            (book.sweep_dir / STATE_FILE).write_text(json.dumps(self._state, indent=2))
-        book.extra.update(study=spec.study_name, storage=spec.storage, direction=spec.direction, metric=spec.metric)
-        book.total = self.n_trials
-        os.environ[STUDY_ENV] = spec.to_env()
-        OmegaConf.save(self.config, book.sweep_dir / MULTIRUN_CONFIG)
+        self._begin(arguments, study, spec, fixed, pool)
         extend = self._custom_space()
-
-        def counted() -> int:  # trials that ended on their own (not interrupted by a crash, not a repeat)
-            interrupted = set(study.user_attrs.get("interrupted", [])) | set(study.user_attrs.get("repeats", []))
-            return sum(1 for t in study.get_trials(deepcopy=False)
-                       if t.state not in (TrialState.RUNNING, TrialState.WAITING) and t.number not in interrupted)
-
-        returns: list[JobReturn] = []
-        trials: dict[int, Any] = {}
-        log.info("search %s: %d trial(s) to go of %d, %d at a time, %s %s",
-                 spec.study_name, self.n_trials - counted(), self.n_trials, pool.slots, spec.direction, spec.metric)
-
-        def more() -> bool:
-            return not self._exhausted and not book.extra.get("stopped") and not stop.requested and \
-                counted() + len(pool.running) < self.n_trials
-
         with stop:
             try:
-                while (pool.busy() or more()) and not stop.requested:
-                    while pool.free() > 0 and more():
-                        trial = ask_untried(study, space, extend)
-                        if trial is None:  # the sampler proposes only what was tried already
-                            self._exhausted = True
-                            break
-                        overrides = trial_overrides(trial.params, fixed)
-                        problems = book.problems(overrides)
-                        if problems:  # refused before it starts: recorded, never launched
-                            trial.set_user_attr("error", "; ".join(problems)[:2000])
-                            self._tell_study(study, trial, state=TrialState.FAIL)
-                            book.record(trial.number, _refused(overrides, problems), {}, params=trial.params)
-                            book.fail_fast()
-                            continue
-                        trials[trial.number] = trial
-                        started = pool.submit([(trial.number, overrides)],
-                                              running=lambda n, o, p=trial.params: book.running(n, o, params=p))
-                        for num, job in started:
-                            if job is not None:
-                                book.submitted(num, overrides, job, params=trial.params)
-                    for num, ret, info in pool.wait(book.idle):
-                        returns.append(ret)
-                        self._tell(study, trials.pop(num), ret, info, book)
-                        reason = book.fail_fast()
-                        if reason:
-                            for n, r, i in pool.cancel_all():
-                                returns.append(r)
-                                self._tell(study, trials.pop(n), r, i, book, cancelled=reason)
+                while (pool.busy() or self._more(study, pool, stop)) and not stop.requested:
+                    self._launch(study, space, fixed, pool, stop, extend)
+                    self._collect(study, pool)
             except KeyboardInterrupt:  # in a trial trained in this process (Interruption raised it)
                 if not stop.requested:
                     raise
             if stop.requested:
-                self._interrupted(study, book, pool, trials)
+                self._interrupted(study, self.book, pool, self._trials)
+        self._end(study)
+        return self._returns
 
+    def _begin(self, arguments: list[str], study: Any, spec: StudySpec, fixed: list[str], pool: JobPool) -> None:
+        """Check the base config, open the sweep's tracking, save search.json (a new search) or retry
+        what a crash left running (a resumed one), and record the study in the summary."""
+        book, state = self.book, self._state
+        book.sweep_dir = Path(str(self.config.hydra.sweep.dir))  # a resumed search: the original folder
+        book.check([fixed])  # the base config; each sampled trial is checked before it starts
+        if self.n_jobs > pool.slots:
+            log.warning("hydra.sweeper.n_jobs=%d but this launcher runs %d trial(s) at a time%s", self.n_jobs,
+                        pool.slots, "" if pool.asynchronous else ": use launcher=local_parallel or slurm")
+        self.policy.watch(pool.slots)
+        book.start(arguments, concurrent_jobs=pool.slots, resumed=state.hooked if self.resume else None,
+                   spec=f"search {spec.study_name}: " + " ".join(f"{k}={v}" for k, v in state.params.items()))
+        if self.resume:
+            book.resume(facts=False)
+            retry_interrupted(study, book)
+        else:
+            state.hooked = dict(book.hooked)
+            state.save(book.sweep_dir)
+        book.note(study=spec.study_name, storage=spec.storage, direction=spec.direction, metric=spec.metric)
+        book.total = self.n_trials
+        os.environ[STUDY_ENV] = spec.to_env()
+        OmegaConf.save(self.config, book.sweep_dir / MULTIRUN_CONFIG)
+        log.info("search %s: %d trial(s) to go of %d, %d at a time, %s %s", spec.study_name,
+                 self.n_trials - counted(study), self.n_trials, pool.slots, spec.direction, spec.metric)
+
+    def _more(self, study: Any, pool: JobPool, stop: Interruption) -> bool:
+        """Whether to start another trial (in flight and ended trials short of n_trials, no reason to stop)."""
+        return not self._exhausted and not self.book.stopped and not stop.requested and \
+            counted(study) + len(pool.running) < self.n_trials
+
+    def _launch(self, study: Any, space: dict, fixed: list[str], pool: JobPool, stop: Interruption,
+                extend: Any) -> None:
+        """New trials into the pool's free slots; one whose config is refused is recorded, never launched."""
+        book = self.book
+        while pool.free() > 0 and self._more(study, pool, stop):
+            trial = ask_untried(study, space, extend)
+            if trial is None:  # the sampler proposes only what was tried already
+                self._exhausted = True
+                return
+            overrides = trial_overrides(trial.params, fixed)
+            problems = book.problems(overrides)
+            if problems:
+                self._refuse(study, trial, overrides, problems)
+                continue
+            self._trials[trial.number] = trial
+            started = pool.submit([(trial.number, overrides)],
+                                  running=lambda n, o, p=trial.params: book.running(n, o, params=p))
+            for num, job in started:
+                if job is not None:
+                    book.submitted(num, overrides, job, params=trial.params)
+
+    def _refuse(self, study: Any, trial: Any, overrides: list[str], problems: list[str]) -> None:
+        from optuna.trial import TrialState
+
+        trial.set_user_attr("error", "; ".join(problems)[:2000])
+        self._tell_study(study, trial, state=TrialState.FAIL)
+        self.book.record(trial.number, _refused(overrides, problems), {}, params=trial.params)
+        self.policy.check(self.book)
+
+    def _collect(self, study: Any, pool: JobPool) -> None:
+        """The trials that ended, told to the study; fail-fast cancels the rest (told as cancelled)."""
+        for num, ret, info in pool.wait(self.book.idle):
+            self._returns.append(ret)
+            self._tell(study, self._trials.pop(num), ret, info, self.book)
+            reason = self.policy.check(self.book)
+            if reason:
+                for n, r, i in pool.cancel_all():
+                    self._returns.append(r)
+                    self._tell(study, self._trials.pop(n), r, i, self.book, cancelled=reason)
+
+    def _end(self, study: Any) -> None:
+        """The best trial or Pareto front published, the summary closed; raises if no trial completed."""
+        book = self.book
         publish_results(study, book, self.metric, self.direction)
         completed = [c for c in book.cells if c["status"] in OK_STATES]
         others = Counter(str(c["status"]) for c in book.cells if c["status"] not in OK_STATES)
@@ -200,7 +221,6 @@ class Search:
                         book.sweep_dir / SUMMARY_FILE)
         book.finish(f"more trials: {book.hooks.rerun_command(self.config)} hydra.sweeper.resume={book.sweep_dir} "
                     f"hydra.sweeper.n_trials=<total>", fail=not completed)
-        return returns
 
     def _tell(self, study: Any, trial: Any, ret: JobReturn, info: dict, book: SweepBook,
               cancelled: str | None = None) -> None:
@@ -208,20 +228,20 @@ class Search:
 
         extra = {"error": f"cancelled: {cancelled}", "cancelled_by_sweep": True} if cancelled else {}
         cell = book.record(trial.number, ret, info, params=trial.params, **extra)
-        if cell["status"] == "PRUNED":
+        if cell["status"] == CellStatus.PRUNED:
             self._tell_study(study, trial, state=TrialState.PRUNED)
-        elif cell["status"] == "COMPLETED" and cell["objective"] is not None:
+        elif cell["status"] == CellStatus.COMPLETED and cell["objective"] is not None:
             self._tell_study(study, trial, cell["objective"])
         else:  # failed, cancelled, or a NaN objective: FAIL, with why
-            if cell["status"] == "COMPLETED":
-                cell = {**cell, "status": "FAILED", "error": no_objective(ret, self.metric)}
+            if cell["status"] == CellStatus.COMPLETED:
+                cell = {**cell, "status": CellStatus.FAILED, "error": no_objective(ret, self.metric)}
                 book.put(cell)
             trial.set_user_attr("error", (cell["error"] or cell["status"])[:2000])
             self._tell_study(study, trial, state=TrialState.FAIL)
 
     def _interrupted(self, study: Any, book: SweepBook, pool: JobPool, trials: dict[int, Any]) -> None:
         """Ctrl-C: every running trial FAIL in the study (not counted, and retried with the same
-        parameters when the search is resumed) and INTERRUPTED in the book; exits 130."""
+        parameters when the search is resumed) and INTERRUPTED in the book; raises SweepInterrupted."""
         from optuna.trial import TrialState
 
         study.set_user_attr("interrupted", [*study.user_attrs.get("interrupted", []), *trials])
@@ -256,6 +276,15 @@ class Search:
         except Exception as e:
             raise ConfigError([f"hydra.sweeper.custom_search_space={self.custom_search_space}: {e}"]) from None
         return lambda trial: configure(self.config, trial)
+
+
+def counted(study: Any) -> int:
+    """Trials that ended on their own (not interrupted by a crash or Ctrl-C, not a repeat)."""
+    from optuna.trial import TrialState
+
+    interrupted = set(study.user_attrs.get("interrupted", [])) | set(study.user_attrs.get("repeats", []))
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.state not in (TrialState.RUNNING, TrialState.WAITING) and t.number not in interrupted)
 
 
 def _refused(overrides: list[str], problems: list[str]) -> JobReturn:

@@ -15,6 +15,7 @@ from typing import Any
 
 from seg58.base.errors import UsageError
 from seg58.base.names import DRIVER_FILE, SUMMARY_FILE
+from seg58.base.status import CellStatus
 from seg58.config.user_errors import UserFacingError
 from seg58.sweep.book import LIVE_STATES, OK_STATES, SweepBook
 from seg58.sweep.cells import duration
@@ -77,11 +78,12 @@ def status_table(sweep_dir: Path, hooks: SweepHooks | None = None) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines.append(f"{book.kind}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                  + (f" of {book.total}" if book.total and book.kind == "search" else ""))
-    if book.extra.get("stopped"):
-        lines.append(f"stopped early: {book.extra['stopped']}")
+    if book.stopped:
+        lines.append(f"stopped early: {book.stopped}")
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows]
-    if book.extra.get("finished"):
-        lines.append("finished" + (f": MLflow parent run {book.parent}" if book.parent else ""))
+    if book.fact("finished"):
+        where = book.hooks.tracked_at(book.hooked)
+        lines.append("finished" + (f": {where}" if where else ""))
     return "\n".join(lines)
 
 
@@ -135,11 +137,11 @@ def collect(sweep_dir: Path, wait: bool, hooks: SweepHooks | None = None, poll_s
 def _collect(sweep_dir: Path, wait: bool, hooks: SweepHooks | None) -> int:
     book = SweepBook.load(sweep_dir, hooks)  # the driver is gone: what it did not record, record now
     for cell in [c for c in book.cells if c["status"] in LIVE_STATES]:
-        if cell["status"] == "RUNNING" and not cell.get("job_id"):  # trained in the driver's own process
-            book.put({**cell, "status": "INTERRUPTED", "objective": None,
+        if cell["status"] == CellStatus.RUNNING and not cell.get("job_id"):  # trained in the driver's own process
+            book.put({**cell, "status": CellStatus.INTERRUPTED, "objective": None,
                       "error": "the sweep's process ended while it trained this cell"})
             continue
-        if cell["status"] == "PENDING" or not cell.get("job_id"):
+        if cell["status"] == CellStatus.PENDING or not cell.get("job_id"):
             book.cancel_unstarted(cell["num"], cell["overrides"], "the sweep ended before submitting it")
             continue
         job = _job(cell)
@@ -158,5 +160,5 @@ def _collect(sweep_dir: Path, wait: bool, hooks: SweepHooks | None) -> int:
         print(f"seg58 collect: {e}")
         return 1
     print(f"collected {len(book.cells)} cell(s) of {sweep_dir}: all completed"
-          + (f"; leaderboard on MLflow parent run {book.parent}" if book.parent else ""))
+          + (f"; leaderboard on {where}" if (where := book.hooks.tracked_at(book.hooked)) else ""))
     return 0

@@ -8,23 +8,22 @@ and `hydra.sweeper.rerun=<sweep dir>` launches only the cells that did not compl
 strategy=auto is a search when hydra.sweeper.n_trials is set or a param is an interval(), else a
 grid; `hydra.sweeper.sample=N` runs a seeded random sample of N cells of a grid. With
 launcher=slurm hydra.launcher.detach=true the sweep itself runs as a SLURM job (detach.py).
-Hydra's plugin class (hydra_plugins/seg58_sweeper/sweeper.py) is this class, renamed; keep the
-module-level imports light: Hydra imports it on every start.
+It implements Hydra's public Sweeper interface; its keys are schema.py's. Hydra's plugin class
+(hydra_plugins/seg58_sweeper/sweeper.py) is this class, renamed, turning SweepInterrupted into the
+exit status; keep the module-level imports light: Hydra imports it on every start.
 """
 
 from __future__ import annotations
 
 import difflib
-import inspect
 import logging
 import random
-import sys
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.plugins.sweeper import Sweeper
 
 from seg58.base.errors import ConfigError
 from seg58.base.job_credentials import load_job_credentials
@@ -33,8 +32,11 @@ from seg58.sweep.book import OK_STATES, SweepBook, sweep_kind, unfinished_cells,
 from seg58.sweep.checks import CellComposer
 from seg58.sweep.folds import ALL, expand_folds
 from seg58.sweep.hooks import SweepHooks
-from seg58.sweep.interrupt import INTERRUPTED_EXIT
+from seg58.sweep.interrupt import SweepInterrupted
 from seg58.sweep.lock import DriverLock, refuse_if_driven
+from seg58.sweep.policy import FailurePolicy
+from seg58.sweep.private_apis import sweep_cells
+from seg58.sweep.schema import SEARCH_KEYS, SWEEPER_KEYS
 from seg58.sweep.space import parse_space, plain
 
 log = logging.getLogger(__name__)
@@ -42,32 +44,40 @@ log = logging.getLogger(__name__)
 STRATEGIES = ("auto", "grid", "search")
 
 
-def keyword_names(function: Any, *, skip: tuple[str, ...] = ()) -> set[str]:
-    """The named parameters of a constructor: the hydra.sweeper.* keys it takes."""
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return {n for n, p in inspect.signature(function).parameters.items() if p.kind in kinds} - {"self", *skip}
+class GridOrSearchSweeper(Sweeper):
+    """Hydra's Sweeper interface (setup, sweep); its keys are seg58/sweep/schema.py's."""
 
+    def __init__(self, **keys: Any) -> None:
+        settings = {**SWEEPER_KEYS, **keys}
+        self.unknown = sorted(set(keys) - set(SWEEPER_KEYS))  # added with +hydra.sweeper.<key>=...
+        self.strategy, self.rerun, self.sample = settings["strategy"], settings["rerun"], settings["sample"]
+        self.sample_seed, self.max_batch_size = settings["sample_seed"], settings["max_batch_size"]
+        self.params = settings["params"] or {}
+        self.max_failures, self.max_failure_rate = settings["max_failures"], settings["max_failure_rate"]
+        self.hooks = SweepHooks() if settings["hooks"] is None else settings["hooks"]
+        self.metric, self.dry_run = plain(settings["metric"]), settings["dry_run"]
+        self.search = {k: settings[k] for k in SEARCH_KEYS}  # n_trials, n_jobs, direction, sampler, ...
+        self.hydra_context: Any = None
+        self.config: Any = None
+        self.launcher: Any = None
 
-class GridOrSearchSweeper(BasicSweeper):
-    def __init__(self, strategy: str = "auto", params: dict | None = None, max_batch_size: int | None = None,
-                 rerun: str | None = None, sample: int | None = None, sample_seed: int = 0,
-                 max_failures: int | None = None, max_failure_rate: float | None = None, hooks: Any = None,
-                 metric: str | None = None, dry_run: bool = False, **search: Any) -> None:
-        super().__init__(max_batch_size=max_batch_size, params=params)
-        self.strategy, self.rerun, self.sample, self.sample_seed = strategy, rerun, sample, sample_seed
-        self.max_failures, self.max_failure_rate = max_failures, max_failure_rate
-        self.hooks, self.metric = SweepHooks() if hooks is None else hooks, plain(metric)
-        self.dry_run = dry_run
-        self.search = search  # n_trials, n_jobs, direction, sampler, pruner, storage, resume, ...
+    def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
+        """Hydra's interface: the launcher the config chooses, for this task."""
+        from hydra.core.plugins import Plugins
+
+        self.hydra_context, self.config = hydra_context, config
+        self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context,
+                                                                task_function=task_function, config=config)
+
+    def _parse_config(self) -> list[str]:
+        """hydra.sweeper.params as override lines (before the command line's, as Hydra's basic sweeper)."""
+        return [f"{k}={v}" for k, v in self.params.items()]
 
     def problems(self) -> list[str]:
         """Settings that cannot run, each naming its key (refused in one message, no traceback)."""
-        from seg58.sweep.search import Search
-
         problems = []
-        search_keys = keyword_names(Search.__init__, skip=("config", "hydra_context", "launcher", "book"))
-        valid = sorted(keyword_names(GridOrSearchSweeper.__init__) | search_keys)
-        for key in sorted(set(self.search) - search_keys):  # added with +hydra.sweeper.<key>=...
+        valid = sorted(SWEEPER_KEYS)
+        for key in self.unknown:
             near = difflib.get_close_matches(key, valid, n=1)
             problems.append(f"hydra.sweeper.{key}: not a key of the seg58 sweeper"
                             + (f" (did you mean {near[0]}?)" if near else "") + f"; valid: {', '.join(valid)}")
@@ -114,7 +124,7 @@ class GridOrSearchSweeper(BasicSweeper):
             return unfinished_cells(Path(self.rerun or self.resumed_grid))
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
-        cells = [list(c) for batch in self.split_arguments(overrides, None) for c in batch]
+        cells = [list(c) for c in sweep_cells(overrides)]
         if self.hooks.fold_key:
             cells = expand_folds(cells, self.hooks.fold_key, self._folds_of)
         if self.sample is not None and self.sample < len(cells):
@@ -155,8 +165,10 @@ class GridOrSearchSweeper(BasicSweeper):
 
     def book(self, kind: str) -> SweepBook:
         return SweepBook(Path(str(self.config.hydra.sweep.dir)), kind, self.hydra_context.config_loader,
-                         self.config, self.launcher, self.max_failures, self.hooks, self.metric,
-                         self.max_failure_rate, composer=self.composer)
+                         self.config, self.launcher, self.hooks, self.metric, composer=self.composer)
+
+    def policy(self) -> FailurePolicy:
+        return FailurePolicy(self.max_failures, self.max_failure_rate)
 
     # -- Hydra's entry point ------------------------------------------------------------------
     def sweep(self, arguments: list[str]) -> Any:
@@ -168,7 +180,7 @@ class GridOrSearchSweeper(BasicSweeper):
                 return self._sweep(arguments)
             except KeyboardInterrupt:  # before any cell started (afterwards interrupt.py tidies up)
                 log.warning("interrupted before any cell started: nothing was launched")
-                sys.exit(INTERRUPTED_EXIT)
+                raise SweepInterrupted("before any cell started") from None
 
     def _sweep(self, arguments: list[str]) -> Any:
         searching = self.searching(arguments)
@@ -196,7 +208,8 @@ class GridOrSearchSweeper(BasicSweeper):
             # Hydra instantiated sampler/pruner already; the trials need their specs to rebuild them
             raw = {k: self.config.hydra.sweeper.get(k) for k in ("sampler", "pruner")}
             return Search(self.config, self.hydra_context, self.launcher, params=self.params,
-                          book=self.book("search"), metric=self.metric, **{**self.search, **raw}).sweep(arguments)
+                          book=self.book("search"), policy=self.policy(), metric=self.metric,
+                          **{**self.search, **raw}).sweep(arguments)
         from seg58.sweep.grid import run_grid
 
         resumed = self.resumed_grid
@@ -215,5 +228,5 @@ class GridOrSearchSweeper(BasicSweeper):
             log.info("resuming grid %s: %d of its %d cell(s) did not complete", resumed, len(numbered),
                      len(book.cells))
         spec = " ".join(arguments) or f"rerun of {self.rerun}" if not resumed else f"resume of {resumed}"
-        return run_grid(book, self.launcher, numbered, self.max_batch_size, arguments, spec,
+        return run_grid(book, self.policy(), self.launcher, numbered, self.max_batch_size, arguments, spec,
                         self.hooks.rerun_command(self.config), resumed=bool(resumed))

@@ -10,6 +10,7 @@ from typing import Any
 
 from hydra.core.utils import JobReturn
 
+from seg58.base.status import CellStatus
 from seg58.sweep.book import SweepBook
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,8 @@ def retry_interrupted(study: Any, book: SweepBook) -> None:
         study.set_user_attr("interrupted", interrupted)
         study.enqueue_trial(t.params, skip_if_exists=False)  # study.ask() hands these out first
         run_dir = book.sweep_dir / str(t.number)
-        book.close_lost_run(run_dir, "INTERRUPTED")
-        book.put({"num": t.number, "overrides": [], "status": "INTERRUPTED", "objective": None,
+        book.close_lost_run(run_dir, CellStatus.INTERRUPTED)
+        book.put({"num": t.number, "overrides": [], "status": CellStatus.INTERRUPTED, "objective": None,
                   "params": t.params, "error": "the sweep stopped while it ran; retried",
                   "output_dir": str(run_dir)})
         log.info("trial #%d was running when the sweep stopped: marked FAIL, retried", t.number)
@@ -56,13 +57,13 @@ def publish_results(study: Any, book: SweepBook, metric: Any, direction: Any) ->
     if done and len(study.directions) > 1:
         front = [{"trial": t.number, "values": t.values, "params": t.params}
                  for t in sorted(study.best_trials, key=lambda t: t.number)]
-        book.extra.update(pareto_front=front)
+        book.note(pareto_front=front)
         log.info("Pareto front (%s, %s): %d trial(s)\n%s", metric, direction, len(front),
                  "\n".join(f"  #{p['trial']} {p['values']} {p['params']}" for p in front))
     elif done:
         best = study.best_trial
-        book.extra.update(best_trial=best.number, best_value=best.value, best_params=best.params)
+        book.note(best_trial=best.number, best_value=best.value, best_params=best.params)
         log.info("best trial #%d: %s=%.4f with %s", best.number, metric or "objective", best.value,
                  best.params)
     if done:
-        book.hooks.publish_study(book.tracking, book.parent, study)
+        book.hooks.publish_study(book.tracking, book.hooked, study)

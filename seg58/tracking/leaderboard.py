@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from seg58.base.names import PARENT_RUN_TAG, STOP_KIND_TAG
+from seg58.base.names import CELL_STATUS_TAG, PARENT_RUN_TAG, STOP_KIND_TAG
+from seg58.base.status import CellStatus
 from seg58.base.stop import StopKind
 from seg58.tracking.sweep_plot import write_parallel_plots
 
@@ -62,7 +63,7 @@ def leaderboard(client: Any, parent_id: str, class_iou: Sequence[str] = ()) -> l
                                default=math.nan),
             "time_s": (end - info.start_time) / 1000 if end else math.nan,
             "epochs": int(m["epochs_trained"]) if "epochs_trained" in m else None,
-            "status": "PRUNED" if _pruned(run.data.tags) else info.status,
+            "status": _status(run),
             **{f"iou/{key}": _at_best_epoch(client, run, f"val/iou/{key}") for key in class_iou},
         })
     _keep_varying_overrides(rows)
@@ -73,8 +74,20 @@ def leaderboard(client: Any, parent_id: str, class_iou: Sequence[str] = ()) -> l
     return rows
 
 
+def _status(run: Any) -> str:
+    """MLflow's status of the run, in the sweep's words where they differ: PRUNED for a pruned
+    trial, and INTERRUPTED, as the summary says, for a run Ctrl-C or a requeue stopped (MLflow:
+    KILLED or FAILED) that did not finish since."""
+    tags = run.data.tags
+    if _pruned(tags):
+        return CellStatus.PRUNED.value
+    if tags.get(CELL_STATUS_TAG) == CellStatus.INTERRUPTED and run.info.status != "FINISHED":
+        return CellStatus.INTERRUPTED.value
+    return run.info.status
+
+
 def _pruned(tags: dict[str, str]) -> bool:
-    """stop.kind since issue #17; runs logged before it carry pruned=true."""
+    """stop.kind; runs logged by older versions carry pruned=true instead."""
     return tags.get(STOP_KIND_TAG) == StopKind.pruned.value or tags.get("pruned") == "true"
 
 

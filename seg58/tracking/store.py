@@ -14,6 +14,7 @@ from typing import Any
 from seg58.base.db_uri import with_installed_driver
 from seg58.base.environment import environ
 from seg58.base.errors import TrackingError
+from seg58.base.names import CELL_STATUS_TAG
 
 log = logging.getLogger(__name__)
 
@@ -193,13 +194,16 @@ def experiment_id(client: Any, name: str, uri: str) -> str:
 
 def mark_lost_run(uri: str | None, run_id_file: Path, state: str) -> str | None:
     """A job that died without a word (scancel, node failure) leaves its run RUNNING forever;
-    the sweeper, which outlives it, closes the run as KILLED and says why."""
+    the sweeper, which outlives it, closes the run as KILLED and says why. Either way the run is
+    tagged with its cell's status in the sweep (`state`), so that the leaderboard names an
+    interrupted trial as the summary does (INTERRUPTED), not as MLflow does (KILLED, FAILED)."""
     if not run_id_file.is_file():
         return None
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(resolve_uri(uri))
     run_id = run_id_file.read_text().strip()
+    client.set_tag(run_id, CELL_STATUS_TAG, str(state))
     if client.get_run(run_id).info.status == "RUNNING":
         client.set_tag(run_id, "slurm.state", state)
         client.set_terminated(run_id, "KILLED")

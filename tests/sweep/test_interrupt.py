@@ -149,3 +149,22 @@ def test_ctrl_c_fails_a_searchs_running_trial_and_the_search_resumes(toy, tmp_pa
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
     study = StudySpec(**json.loads((sweep_dir / "search.json").read_text())["study"]).load()
     assert sorted(t.state.name for t in study.trials) == ["COMPLETE"] * 3 + ["FAIL"]
+
+
+def test_an_interrupted_sweep_exits_130_at_the_plugins_edge_only(monkeypatch):
+    """seg58.sweep raises SweepInterrupted (no sys.exit below the edge); the Hydra plugin's sweeper,
+    which every app goes through, turns it into exit 130."""
+    from hydra_plugins.seg58_sweeper.sweeper import Seg58Sweeper
+    from seg58.sweep.interrupt import INTERRUPTED_EXIT, SweepInterrupted
+    from seg58.sweep.sweeper import GridOrSearchSweeper
+
+    def interrupted(self, arguments):
+        raise KeyboardInterrupt  # Ctrl-C before any cell started
+
+    monkeypatch.setattr(GridOrSearchSweeper, "_sweep", interrupted)
+    monkeypatch.setattr("seg58.sweep.sweeper.load_job_credentials", lambda own: None)
+    with pytest.raises(SweepInterrupted):
+        GridOrSearchSweeper().sweep([])
+    with pytest.raises(SystemExit) as exit_:
+        Seg58Sweeper().sweep([])
+    assert exit_.value.code == INTERRUPTED_EXIT

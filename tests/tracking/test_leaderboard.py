@@ -73,3 +73,48 @@ def test_the_sweeps_parallel_coordinates_show_the_swept_keys_against_val_miou(tm
     assert r'"label":"val\u002fmiou"' in page  # plotly's JSON escapes the slash
     assert png.stat().st_size > 5_000
     assert write_parallel_plots([{**rows[0], "overrides": ""}], tmp_path / "none") == []  # nothing swept
+
+
+def test_interrupted_trials_are_interrupted_in_the_leaderboard_as_in_the_summary(tmp_path):
+    """Ctrl-C on a sweep: a SLURM-like job cancelled mid-run (its run ended FAILED) and a cell
+    trained in the driver's process (its run ended KILLED) are INTERRUPTED in the summary, and so
+    in the leaderboard, not FAILED or KILLED; a finished sibling stays FINISHED."""
+    import json
+
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from seg58.base.names import RUN_ID_FILE
+    from seg58.commands.sweep_hooks import SegmentationSweepHooks
+    from seg58.sweep.book import SweepBook
+    from seg58.sweep.interrupt import SweepInterrupted
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ensure_store(uri)
+    client = MlflowClient(uri)
+    exp = client.create_experiment("board")
+    parent = client.create_run(exp, run_name="sweep").info.run_id
+    sweep_dir = tmp_path / "sweep"
+    book = SweepBook(sweep_dir, "grid", hooks=SegmentationSweepHooks())
+    book.tracking = {"enabled": True, "uri": uri}
+    for num, ended in enumerate(("FINISHED", "FAILED", "KILLED")):
+        run = client.create_run(exp, run_name=f"cell{num}", tags={PARENT_RUN_TAG: parent})
+        client.log_metric(run.info.run_id, "best/val_miou", 0.5 - num * 0.1)
+        client.set_terminated(run.info.run_id, ended)
+        (sweep_dir / str(num)).mkdir(parents=True)
+        (sweep_dir / str(num) / RUN_ID_FILE).write_text(run.info.run_id)
+        book.put({"num": num, "overrides": [f"x={num}"], "status": "COMPLETED" if num == 0 else "RUNNING",
+                  "output_dir": str(sweep_dir / str(num))})
+
+    class CancelledPool:  # cell 1: a queued job, cancelled by the sweep's Ctrl-C
+        def cancel_all(self, state):
+            return [(1, JobReturn(overrides=["x=1"], status=JobStatus.FAILED, _return_value=RuntimeError("scancel")),
+                     {"state": state, "output_dir": str(sweep_dir / "1")})]
+
+    with pytest.raises(SweepInterrupted):
+        book.interrupt(CancelledPool(), "continue")
+    summary = json.loads((sweep_dir / "sweep_summary.json").read_text())
+    assert [c["status"] for c in summary["cells"]] == ["COMPLETED", "INTERRUPTED", "INTERRUPTED"]
+    assert [r["status"] for r in leaderboard(client, parent)] == ["FINISHED", "INTERRUPTED", "INTERRUPTED"]
+    # resumed and finished since: MLflow's word again
+    client.update_run((sweep_dir / "1" / RUN_ID_FILE).read_text(), status="FINISHED")
+    assert [r["status"] for r in leaderboard(client, parent)] == ["FINISHED", "FINISHED", "INTERRUPTED"]
