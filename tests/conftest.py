@@ -29,7 +29,7 @@ PRUNING_SEARCH = [
 ]
 # Tests that run seg58 end to end (in this process or a real one), a trained fixture or an `mlflow server` are
 # the slow tier: each costs seconds to a minute, and the fast tier stays under two minutes.
-SLOW_FIXTURES = {"cli", "cli_process", "mlflow_server", "smoke_run", "smoke_sweep", "server_sweep", "app"}
+SLOW_FIXTURES = {"cli", "cli_process", "mlflow_server", "smoke_run", "smoke_sweep", "server_sweep", "app", "hos"}
 
 
 def pytest_configure(config):
