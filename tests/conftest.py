@@ -15,21 +15,21 @@ from pathlib import Path
 import pytest
 
 # fixtures shared across folders and defined once (the SLURM cluster is one per session)
-pytest_plugins = ["cluster_fixtures", "trained", "reaper"]
+pytest_plugins = ["cluster_fixtures", "trained", "reaper", "app_runs"]
 REPO = Path(__file__).resolve().parents[1]
 # A search with deterministic outcomes from real Optuna parts: BruteForceSampler tries every
 # combination once; ThresholdPruner(lower=1.1) prunes every trial once it is past its warm-up
 # epoch (mIoU <= 1), so a 1-epoch trial completes and a 3-epoch trial is pruned after epoch 2.
 PRUNING_SEARCH = [
     "search=smoke", "hydra.sweeper.params=null",
-    "hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler", "hydra.sweeper.sampler.seed=0",
+    "hydra/sweeper/sampler=brute_force", "hydra.sweeper.sampler.seed=0",
     "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner", "+hydra.sweeper.pruner.lower=1.1",
     "~hydra.sweeper.pruner.n_startup_trials", "hydra.sweeper.pruner.n_warmup_steps=1",
     "trainer.epochs=choice(1,3)",
 ]
 # Tests that run seg58 end to end (in this process or a real one), a trained fixture or an `mlflow server` are
 # the slow tier: each costs seconds to a minute, and the fast tier stays under two minutes.
-SLOW_FIXTURES = {"cli", "cli_process", "mlflow_server", "smoke_run", "smoke_sweep", "server_sweep"}
+SLOW_FIXTURES = {"cli", "cli_process", "mlflow_server", "smoke_run", "smoke_sweep", "server_sweep", "app", "hos"}
 
 
 def pytest_configure(config):

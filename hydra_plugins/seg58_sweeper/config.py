@@ -6,18 +6,14 @@ fails at composition with the key named. Hydra imports this module while scannin
 
 from hydra.core.config_store import ConfigStore
 
+from seg58.sweep.sampler_nodes import SAMPLER_NODES
 from seg58.sweep.schema import Seg58LocalConf, Seg58SlurmConf, Seg58SweeperConf
 
-__all__ = ["SAMPLERS", "Seg58LocalConf", "Seg58SlurmConf", "Seg58SweeperConf"]
-
-SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "cmaes": "CmaEsSampler", "nsgaii": "NSGAIISampler",
-            "gp": "GPSampler", "qmc": "QMCSampler", "grid": "GridSampler"}
+__all__ = ["SAMPLER_NODES", "Seg58LocalConf", "Seg58SlurmConf", "Seg58SweeperConf"]
 
 store = ConfigStore.instance()
 store.store(group="hydra/sweeper", name="seg58", node=Seg58SweeperConf, provider="seg58")
-for name, cls in SAMPLERS.items():  # the grid's search_space comes from the params (seg58/sweep/samplers.py)
-    extra = {"_partial_": True} if name == "grid" else {"seed": None}
-    store.store(group="hydra/sweeper/sampler", name=name, provider="seg58",
-                node={"_target_": f"optuna.samplers.{cls}", **extra})
+for name, node in SAMPLER_NODES.items():  # hydra-optuna-sweeper's names and keys, and more (sampler_nodes.py)
+    store.store(group="hydra/sweeper/sampler", name=name, node=dict(node), provider="seg58")
 store.store(group="hydra/launcher", name="seg58_slurm", node=Seg58SlurmConf(), provider="seg58")
 store.store(group="hydra/launcher", name="seg58_local", node=Seg58LocalConf(), provider="seg58")

@@ -15,6 +15,7 @@ PER_IMAGE_FILE = "per_image_confusion.npz"  # ... (scope `val`: the best epoch; 
 # -- a sweep's folder (multirun/<date>/<time>/...) ------------------------------------------
 SUMMARY_FILE = "sweep_summary.json"  # every cell, from planned to ended (rewritten every few seconds) ...
 EVENTS_FILE = "sweep_events.jsonl"  # ... and each change of a cell since, one line each (seg58/sweep/ledger.py)
+RESULTS_FILE = "optimization_results.yaml"  # a finished search's best trial or Pareto front, as hydra-optuna-sweeper
 SEARCH_STATE_FILE = "search.json"  # what `hydra.sweeper.resume` needs: the study, its space, the parent run
 JOURNAL_FILE = "optuna.journal"  # the search's study (Optuna journal storage)
 DRIVER_FILE = "driver.json"  # the SLURM driver job of a detached sweep

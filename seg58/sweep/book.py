@@ -226,9 +226,11 @@ class SweepBook:
         raise SweepInterrupted(self._facts["interrupted"])
 
     # -- at the end -------------------------------------------------------------------
-    def finish(self, rerun_hint: str, fail: bool | None = None) -> None:
+    def finish(self, rerun_hint: str, fail: bool | None = None, brief: bool = False) -> None:
         """Close lost runs, write the summary, publish the leaderboard; raise if any cell failed
-        (or as `fail` says: a search fails only when no trial completed). Idempotent."""
+        (or as `fail` says: a search fails only when no trial completed). `brief`: the error names
+        the first failure only, the others being in the summary logged just before (a search, as
+        hydra-optuna-sweeper reports to stdout and re-raises the first). Idempotent."""
         self._close_lost_runs()
         self._facts["finished"] = True
         cv = cv_table(self.cells, self.hooks.fold_key) if self.hooks.fold_key else []
@@ -243,6 +245,12 @@ class SweepBook:
         failed = [c for c in cells if c["status"] not in OK_STATES]
         broken = bool(failed) if fail is None else fail
         self.hooks.close_sweep(self.tracking, self.hooked, broken, self.sweep_dir)
+        if broken and brief:
+            first = f"\nthe first: #{failed[0]['num']} {failed[0].get('error') or failed[0]['status']}" \
+                if self.stopped and failed else ""
+            raise UserFacingError(f"{self.stopped or 'no trial completed'}{first}\n{len(failed)} of {len(cells)} "
+                                  f"trials did not complete (listed above, and in {self.sweep_dir / SUMMARY_FILE})\n"
+                                  f"{rerun_hint}")
         if broken:
             why = f"{self.stopped}\n" if self.stopped else ""
             raise UserFacingError(f"{why}{len(failed)} of {len(cells)} sweep jobs did not complete:\n"

@@ -5,6 +5,7 @@ only for configurations the study has not run yet."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,8 @@ log = logging.getLogger(__name__)
 
 def with_grid(spec: dict[str, Any] | None, space: dict[str, Any]) -> dict[str, Any] | None:
     """hydra/sweeper/sampler=grid: Optuna's GridSampler with its search_space built from the params
-    (every value of each choice and range), so a grid-by-Optuna runs to exhaustion."""
+    (every value of each choice, each range's steps below its stop, as hydra-optuna-sweeper and a
+    Hydra grid take them), so a grid-by-Optuna runs to exhaustion."""
     if not spec or not str(spec.get("_target_", "")).endswith("GridSampler") or spec.get("search_space"):
         return spec
     from optuna.distributions import CategoricalDistribution
@@ -26,8 +28,8 @@ def with_grid(spec: dict[str, Any] | None, space: dict[str, Any]) -> dict[str, A
         if isinstance(d, CategoricalDistribution):
             grid[key] = list(d.choices)
         elif d.step is not None and not d.log:
-            n = round((d.high - d.low) / d.step)
-            grid[key] = [d.low + i * d.step for i in range(n + 1)]
+            n = math.floor(round((d.high - d.low) / d.step, 9))
+            grid[key] = [d.low + i * d.step for i in range(n)]
         else:
             continuous.append(key)
     if continuous:
@@ -55,6 +57,8 @@ def ask_untried(study: Any, space: dict[str, Any], extend: Callable[[Any], None]
     repeats: the search space is exhausted."""
     from optuna.trial import TrialState
 
+    if not space and extend is None:  # nothing to search: every trial runs the one configuration, as asked
+        return study.ask(space)
     done = {_key(t.params): t.number for t in study.get_trials(
         deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))}
     for _ in range(attempts):

@@ -216,11 +216,11 @@ class Search:
         completed = [c for c in book.cells if c["status"] in OK_STATES]
         others = Counter(str(c["status"]) for c in book.cells if c["status"] not in OK_STATES)
         if others:  # by the names the summary gives them (INTERRUPTED is not FAILED)
-            log.warning("%d trial(s) did not complete (%s); they are in %s and did not stop the search",
-                        sum(others.values()), ", ".join(f"{n} {s}" for s, n in sorted(others.items())),
-                        book.sweep_dir / SUMMARY_FILE)
+            log.warning("%d trial(s) did not complete (%s); they are in %s%s", sum(others.values()),
+                        ", ".join(f"{n} {s}" for s, n in sorted(others.items())), book.sweep_dir / SUMMARY_FILE,
+                        "" if book.stopped else " and did not stop the search")
         book.finish(f"more trials: {book.hooks.rerun_command(self.config)} hydra.sweeper.resume={book.sweep_dir} "
-                    f"hydra.sweeper.n_trials=<total>", fail=not completed)
+                    f"hydra.sweeper.n_trials=<total>", fail=not completed, brief=True)
 
     def _tell(self, study: Any, trial: Any, ret: JobReturn, info: dict, book: SweepBook,
               cancelled: str | None = None) -> None:

@@ -1,20 +1,23 @@
-"""hydra.sweeper.params in Hydra's override grammar (the key names and grammar of
-hydra-optuna-sweeper) -> Optuna distributions, plus the plain overrides every trial shares.
+"""hydra.sweeper.params in Hydra's override grammar -> Optuna distributions, plus the plain
+overrides every trial shares, meaning in a search what they mean in hydra-optuna-sweeper (HOS):
 
   choice(a, b, c) or a,b,c       categorical, values typed (1 is an int, true a bool, 0.5 a float)
-  range(start, stop[, step])     stepped values, stop excluded (like a grid's range); floats allowed
-  shuffle(range(...))            categorical of the range's values
+  range(start, stop[, step])     Optuna's stepped distribution, stop INCLUDED (IntDistribution, or
+                                 FloatDistribution with a step when any bound or the step is a float)
+  shuffle(range(...))            categorical of the range's values (Hydra's: stop excluded)
   interval(low, high)            uniform float; tag(log, interval(...)) log-uniform;
-  int(interval(...))             integers, as tag(int, interval(...)) (with log: log-uniform integers)
+  int(interval(...))             integers (with log: log-uniform integers); seg58 also reads
+                                 tag(int, interval(...)) as integers, where HOS ignores the tag
 
-A key given one value on the command line is fixed for every trial and leaves the space: the
-study's parameters then say what really ran.
+(A grid, `a=range(1,3)` without a search, keeps Hydra's meaning: stop excluded.) A key given one
+value, in the params or on the command line, is fixed for every trial and leaves the space.
+`create_optuna_distribution_from_override` and `create_params_from_overrides` are HOS's two
+functions of the same names, with the same results.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
 from typing import Any
 
@@ -27,24 +30,21 @@ PLAIN_STRING = re.compile(r"[A-Za-z_][\w./:@-]*")  # needs no quotes in an overr
 
 
 def parse_space(params: dict[str, Any] | None, arguments: list[str]) -> tuple[dict[str, Any], list[str]]:
-    """(distributions by override key, fixed overrides); command-line sweeps join the params, and
-    a key the command line fixes to one value leaves the space."""
+    """(distributions by override key, fixed overrides): the params first, the command line after
+    (a later value of a key wins); a key with a fixed value, on either side, leaves the space.
+    No distribution at all is allowed: every trial then runs the same configuration, as in HOS."""
     from seg58.base.errors import ConfigError
 
     parser = OverridesParser.create()
-    given = parser.parse_overrides(list(arguments))
-    pinned = {o.key_or_group: o.input_line for o in given if not o.is_sweep_override()}
+    overrides = parser.parse_overrides([*(f"{k}={v}" for k, v in (params or {}).items()), *arguments])
     space: dict[str, Any] = {}
-    fixed: list[str] = []
+    fixed: dict[str, str] = {}  # by key, in order: the last value given wins
     problems = []
-    for override in [*parser.parse_overrides([f"{k}={v}" for k, v in (params or {}).items()]), *given]:
+    for override in overrides:
         key = override.get_key_element()
         if not override.is_sweep_override():
-            fixed.append(override.input_line)
-            continue
-        if override.key_or_group in pinned:
-            log.info("%s is fixed on the command line: not searched (was %s)", pinned[override.key_or_group],
-                     override.input_line)
+            fixed.pop(key, None)
+            fixed[key] = override.input_line
             continue
         try:
             space[key] = distribution(override)
@@ -52,10 +52,35 @@ def parse_space(params: dict[str, Any] | None, arguments: list[str]) -> tuple[di
             problems.append(f"{override.input_line}: {e}")
     if problems:
         raise ConfigError(problems)
+    for key in space.keys() & fixed.keys():
+        log.info("%s is fixed: not searched (was %r)", fixed[key], space.pop(key))
     if not space:
-        raise ConfigError(["hydra.sweeper.params: nothing to search; give at least one choice(), range() "
-                           "or interval(), e.g. 'optim.lr=tag(log, interval(1e-5, 1e-1))' (or use search=<preset>)"])
-    return space, fixed
+        log.warning("hydra.sweeper.params: nothing to search (every parameter has one value): each trial "
+                    "runs the same configuration")
+    return space, list(fixed.values())
+
+
+def create_optuna_distribution_from_override(override: Any) -> Any:
+    """HOS's function: a sweep override's distribution, or a plain override's value as a string."""
+    if not override.is_sweep_override():
+        return override.get_value_element_as_str()
+    return distribution(override)
+
+
+def create_params_from_overrides(arguments: list[str]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """HOS's function: (distributions, fixed values as strings, deletions such as `~z`) by key."""
+    distributions: dict[str, Any] = {}
+    fixed: dict[str, str] = {}
+    deletions: list[str] = []
+    for override in OverridesParser.create().parse_overrides(list(arguments)):
+        if override.is_delete():
+            deletions.append(override.input_line)
+            continue
+        value = create_optuna_distribution_from_override(override)
+        target = fixed if isinstance(value, str) and not override.is_sweep_override() else distributions
+        target[override.get_key_element()] = value
+    return distributions, fixed, deletions
+
 
 
 def distribution(override: Any) -> Any:
@@ -69,16 +94,12 @@ def distribution(override: Any) -> Any:
         if value.shuffle:  # shuffle(...): one fixed order, so that a resumed study sees the same space
             values.sort(key=lambda v: (type(v).__name__, v if isinstance(v, (int, float)) else str(v)))
         return CategoricalDistribution(values)
-    if override.is_range_sweep():
-        if value.step <= 0 or value.stop - value.step < value.start:
+    if override.is_range_sweep():  # Optuna's bounds, as HOS hands them over: stop included
+        if value.step <= 0 or value.stop < value.start:
             raise ValueError("an empty range")
         if all(isinstance(v, int) for v in (value.start, value.stop, value.step)):
-            return IntDistribution(value.start, value.stop - value.step, step=value.step)
-        # float bounds or step: the stepped values below stop, as a grid's range gives them (rounded,
-        # so that 0.1 steps do not lose their last value to 0.8999999999999999)
-        n = math.ceil(round((value.stop - value.start) / value.step, 9))
-        last = round(value.start + value.step * (n - 1), 12)
-        return FloatDistribution(float(value.start), float(last), step=float(value.step))
+            return IntDistribution(value.start, value.stop, step=value.step)
+        return FloatDistribution(float(value.start), float(value.stop), step=float(value.step))
     if override.is_interval_sweep():
         low, high, log_scale = value.start, value.end, "log" in tags
         if not low < high or (log_scale and low <= 0):

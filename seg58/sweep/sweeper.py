@@ -207,9 +207,10 @@ class GridOrSearchSweeper(Sweeper):
 
             # Hydra instantiated sampler/pruner already; the trials need their specs to rebuild them
             raw = {k: self.config.hydra.sweeper.get(k) for k in ("sampler", "pruner")}
-            return Search(self.config, self.hydra_context, self.launcher, params=self.params,
-                          book=self.book("search"), policy=self.policy(), metric=self.metric,
-                          **{**self.search, **raw}).sweep(arguments)
+            Search(self.config, self.hydra_context, self.launcher, params=self.params,
+                   book=self.book("search"), policy=self.policy(), metric=self.metric,
+                   **{**self.search, **raw}).sweep(arguments)
+            return None  # as hydra-optuna-sweeper's: the results are in the sweep folder's files
         from seg58.sweep.grid import run_grid
 
         resumed = self.resumed_grid

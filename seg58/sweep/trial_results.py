@@ -6,10 +6,12 @@ rest of the sweep layer (Optuna, the book; no torch, no MLflow)."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from hydra.core.utils import JobReturn
 
+from seg58.base.names import RESULTS_FILE
 from seg58.base.status import CellStatus
 from seg58.sweep.book import SweepBook
 
@@ -66,4 +68,17 @@ def publish_results(study: Any, book: SweepBook, metric: Any, direction: Any) ->
         log.info("best trial #%d: %s=%.4f with %s", best.number, metric or "objective", best.value,
                  best.params)
     if done:
+        write_optimization_results(study, book.sweep_dir)
         book.hooks.publish_study(book.tracking, book.hooked, study)
+
+
+def write_optimization_results(study: Any, folder: Path) -> None:
+    """hydra-optuna-sweeper's result file, the same keys and values (tools read it and check its
+    `name`): the best trial's params and value, or a multi-objective study's Pareto solutions."""
+    from omegaconf import OmegaConf
+
+    if len(study.directions) > 1:
+        results = {"name": "optuna", "solutions": [{"params": t.params, "values": t.values} for t in study.best_trials]}
+    else:
+        results = {"name": "optuna", "best_params": study.best_trial.params, "best_value": study.best_trial.value}
+    OmegaConf.save(OmegaConf.create(results), Path(folder) / RESULTS_FILE)

@@ -6,39 +6,12 @@ changed."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from app_runs import statuses
 
 pytestmark = pytest.mark.slow  # each test runs sweeps of a real app process end to end
-APPS = Path(__file__).resolve().parents[1] / "apps"
-
-
-@pytest.fixture
-def app(tmp_path):
-    """Run a copy of tests/apps/<name>/<script> in tmp_path; (CompletedProcess, summary of the newest sweep)."""
-
-    def run(name: str, script: str, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
-        folder = tmp_path / name
-        if not folder.exists():
-            shutil.copytree(APPS / name, folder)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "1"}
-        env.pop("SEG58_STUDY", None)
-        out = subprocess.run([sys.executable, script, "-m", *args], cwd=folder, env=env, capture_output=True,
-                             text=True, timeout=300)
-        summaries = sorted((folder / "multirun").rglob("sweep_summary.json"), key=lambda p: p.stat().st_mtime)
-        return out, json.loads(summaries[-1].read_text()) if summaries else {}
-
-    return run
-
-
-def statuses(summary: dict) -> list[str]:
-    return [c["status"] for c in sorted(summary["cells"], key=lambda c: c["num"])]
 
 
 def test_a_grid_of_a_plain_app(app):
@@ -86,7 +59,7 @@ def test_a_dict_result_names_its_objective(app):
 def test_an_app_prunes_its_own_trials(app):
     """The app reports every step through seg58.sweep.trial; the pruner stops trials, recorded PRUNED."""
     out, summary = app("toy", "app.py", "steps=5", "hydra.sweeper.n_trials=3", "x=choice(0,1,2)",
-                       "hydra.sweeper.metric=loss", "hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler",
+                       "hydra.sweeper.metric=loss", "hydra/sweeper/sampler=brute_force",
                        "+hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, upper: 6.0}")
     assert out.returncode == 0, out.stderr[-3000:]
     cells = {c["params"]["x"]: c for c in summary["cells"]}
@@ -102,7 +75,7 @@ def test_hydras_optuna_sweeper_example_runs_with_only_the_sweeper_renamed(app):
     assert out.returncode == 0, out.stderr[-3000:]
     assert summary["kind"] == "search" and statuses(summary) == ["COMPLETED"] * 20
     xs = {c["params"]["x"] for c in summary["cells"]}
-    assert all(-5.5 <= x <= 5.0 and (x * 2) == int(x * 2) for x in xs)  # the range's 0.5 steps, stop excluded
+    assert all(-5.5 <= x <= 5.5 and (x * 2) == int(x * 2) for x in xs)  # the range's 0.5 steps, stop included
     assert {c["params"]["y"] for c in summary["cells"]} <= {-5, 0, 5}  # typed, as the example's choice() says
     best = min(summary["cells"], key=lambda c: c["objective"])
     assert summary["best_value"] == best["objective"] == best["params"]["x"] ** 2 + best["params"]["y"] ** 2
