@@ -23,3 +23,16 @@ def environ(values: Mapping[str, str] | None = None, keep: Iterable[str] = ()) -
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = old
+
+
+@contextmanager
+def environ_kept() -> Iterator[None]:
+    """The whole environment as it was, on the way out: what a sweep set for its jobs (the study,
+    the parent run, the CPU share) does not outlive it in a process that goes on (a notebook, a
+    test suite, a second sweep)."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

@@ -25,6 +25,7 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.plugins.sweeper import Sweeper
 
+from seg58.base.environment import environ_kept
 from seg58.base.errors import ConfigError
 from seg58.base.job_credentials import load_job_credentials
 from seg58.config.user_errors import reported_as_user_errors
@@ -172,7 +173,7 @@ class GridOrSearchSweeper(Sweeper):
 
     # -- Hydra's entry point ------------------------------------------------------------------
     def sweep(self, arguments: list[str]) -> Any:
-        with reported_as_user_errors():  # bad settings and input: one message, no traceback
+        with reported_as_user_errors(), environ_kept():  # bad input: one message, no traceback
             load_job_credentials(own=True)  # a detached sweep's driver: the passwords the login node kept from SLURM
             if self.problems():
                 raise ConfigError(self.problems())

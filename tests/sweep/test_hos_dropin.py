@@ -144,14 +144,18 @@ def test_failed_trials_are_told_on_stdout_and_the_first_error_when_the_rate_stop
     assert ("RuntimeError: cfg.error is True" in out.stderr) == (rate < 1.0)
 
 
-def test_a_search_returns_none_as_hos_does(hydra_sweep_runner):
-    """The runner of Hydra's own plugin tests, on an app that searches nothing: 8 trials, None."""
+def test_a_search_returns_none_as_hos_does_and_leaves_the_environment_as_it_was(hydra_sweep_runner):
+    """The runner of Hydra's own plugin tests, in this process, on an app that searches nothing:
+    8 trials, None; what the search set for its trials (the study) does not outlive it."""
+    before = dict(os.environ)
     sweep = hydra_sweep_runner(calling_file=None, calling_module="hydra.test_utils.a_module", config_path="configs",
                                config_name="compose.yaml", task_function=None,
                                overrides=["hydra/sweeper=seg58", "hydra/launcher=basic", "hydra.sweeper.n_trials=8",
                                           "hydra.sweeper.n_jobs=3"])
     with sweep:
         assert sweep.returns is None
+        assert len(list(Path(sweep.temp_dir).glob("[0-9]*"))) == 8
+    assert dict(os.environ) == before
 
 
 def test_plugin_discovery_any_number_of_times_in_any_order(tmp_path):
