@@ -1,6 +1,6 @@
 # Shortcuts for the commands in README.md and CONTRIBUTING.md.
 PY ?= .venv/bin/python
-FAST = -m "not slow and not slurm and not ui"
+FAST = -n 2 -m "not slow and not slurm and not ui"
 
 .PHONY: install lint docs docs-serve test test-fast bench cluster-up cluster-down
 
