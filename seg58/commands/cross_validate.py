@@ -49,6 +49,7 @@ def cross_validate(cfg: DictConfig, run_dir: Path, tags: dict[str, str], metrics
     base_name = cfg.tracking.run_name or f"{cfg.model.arch}-{cfg.encoder.name}".lower()
     cv_run = _start_run(cfg, base_name, tags, len(folds))
     cells, failed = [], True
+    hours: dict[str, float] = {}
     stop: StopReason | None = None
     try:
         for done, i in enumerate(order, 1):
@@ -59,6 +60,9 @@ def cross_validate(cfg: DictConfig, run_dir: Path, tags: dict[str, str], metrics
             fold_dir = run_dir / f"fold_{i}"
             fold_dir.mkdir(parents=True, exist_ok=True)
             summary = train(fold_cfg, fold_dir, fold_tags)
+            for key, value in summary.final.items():  # the folds' compute adds up: the configuration's cost
+                if key.endswith("_hours"):
+                    hours[key] = hours.get(key, 0.0) + value
             values = {m: objective_of(summary.history, m, d) for m, d in zip(metrics, directions, strict=True)}
             cells.append({"num": i, "overrides": [f"{key}={quoted(folds[i])}"], "status": CellStatus.COMPLETED,
                           "objective": values[metrics[0]], "values": values})
@@ -84,7 +88,7 @@ def cross_validate(cfg: DictConfig, run_dir: Path, tags: dict[str, str], metrics
     result: dict[str, Any] = {m: sum(c["values"][m] for c in cells) / len(cells) for m in metrics}
     result.update(best_val_miou=group["mean"], cv_std=group["std"], cv_folds=len(cells),
                   stop=stop.to_dict() if stop else None,
-                  epochs_trained=cfg.trainer.epochs)
+                  epochs_trained=cfg.trainer.epochs, **hours)
     return result
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from seg58.base.classes import CLASS_NAMES, RARE_CLASSES, metric_key
 from seg58.base.errors import UsageError
 from seg58.base.names import SUMMARY_FILE
+from seg58.sweep.cells import format_spent
 from seg58.tracking.leaderboard import leaderboard, publish, seed_groups, seed_markdown, to_markdown
 from seg58.tracking.ui_links import sweep_links
 
@@ -116,10 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parent = parent_id_of(args.target)
     client = existing_store(args.tracking_uri)
-    name = get_run(client, parent).info.run_name
+    run = get_run(client, parent)
     rows = leaderboard(client, parent, classes) if args.no_log else publish(client, parent, classes)
-    print(f"{name} (MLflow parent run {parent}): {len(rows)} runs")
+    print(f"{run.info.run_name} (MLflow parent run {parent}): {len(rows)} runs")
     print(to_markdown(rows))
+    compute = format_spent({k.removeprefix("cost/"): v for k, v in run.data.metrics.items()
+                            if k.startswith("cost/") and (k.endswith("_hours") or k == "cost/cells_measured")})
+    if compute:
+        print(compute)
     groups = seed_groups(rows)
     if groups:
         print(seed_markdown(groups))

@@ -77,9 +77,11 @@ class SegmentationSweepHooks(SweepHooks):
         parent = facts.get(PARENT_KEY)
         if parent is None or not tracking.get("enabled"):
             return
-        from seg58.tracking.sweep_run import finish_sweep_run
+        from seg58.tracking.sweep_run import finish_sweep_run, log_sweep_cost
 
-        _log_cross_validation(tracking, parent, sweep_dir)
+        summary = _summary(sweep_dir)
+        _log_cross_validation(tracking, parent, summary)
+        log_sweep_cost(tracking["uri"], parent, summary.get("cost") or {})
         finish_sweep_run(tracking["uri"], parent, failed, str(sweep_dir), register=tracking.get("register"))
 
     def interrupt_sweep(self, tracking: dict[str, Any], facts: dict[str, Any], sweep_dir: Path) -> None:
@@ -117,15 +119,19 @@ class SegmentationSweepHooks(SweepHooks):
                                           metric or "val/miou"))
 
 
-def _log_cross_validation(tracking: dict[str, Any], parent: str, sweep_dir: Path) -> None:
-    """The folds' table (seg58/sweep/folds.py, in the summary) onto the sweep's run."""
+def _summary(sweep_dir: Path) -> dict[str, Any]:
     import json
 
     from seg58.base.names import SUMMARY_FILE
+
+    return json.loads((sweep_dir / SUMMARY_FILE).read_text()) if (sweep_dir / SUMMARY_FILE).is_file() else {}
+
+
+def _log_cross_validation(tracking: dict[str, Any], parent: str, summary: dict[str, Any]) -> None:
+    """The folds' table (seg58/sweep/folds.py, in the summary) onto the sweep's run."""
     from seg58.sweep.folds import format_cv
     from seg58.tracking.cross_validation import log_cross_validation
 
-    summary = json.loads((sweep_dir / SUMMARY_FILE).read_text()) if (sweep_dir / SUMMARY_FILE).is_file() else {}
     table = summary.get("cross_validation")
     if table:
         log_cross_validation(tracking["uri"], parent, table, format_cv(table, summary.get("metric")))

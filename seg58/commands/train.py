@@ -150,8 +150,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
     from seg58.base.errors import DataError
     from seg58.config import factory
     from seg58.config.config_checks import check_config
-    from seg58.engine.hooks import BestEpochPerImage, CostMeter, EarlyStopping
-    from seg58.engine.runtime import autocast_dtype, available_cpus, precision_name
+    from seg58.engine.hooks import BestEpochPerImage, ComputeHours, CostMeter, EarlyStopping
+    from seg58.engine.runtime import autocast_dtype, available_cpus, cpu_share, precision_name
 
     check_config(cfg)
     rt = factory.runtime(cfg)
@@ -173,7 +173,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None, tags: dict[str, str] | N
         raise
     train_loader, val_loader = factory.loaders(cfg, splits, rt)
 
-    callbacks = [*callbacks, CostMeter(cfg.data.img_size)]
+    callbacks = [*callbacks, CostMeter(cfg.data.img_size),
+                 ComputeHours(gpus=int(rt.device.type == "cuda"), cpus=cpu_share())]
     if cfg.trainer.patience:
         callbacks.append(EarlyStopping(cfg.trainer.patience, cfg.trainer.min_delta))
     visuals_dir = run_dir / VISUALS_DIR if run_dir and cfg.trainer.visuals else None

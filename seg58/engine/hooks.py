@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -167,3 +168,33 @@ class BestEpochPerImage(Callback):
             return
         ids, matrices = trainer.last_per_image
         save_per_image(self.path, ids, matrices, scope=self.scope, epoch=str(epoch))
+
+
+class ComputeHours(Callback):
+    """What a run cost of an allocation: `cost/gpu_hours` (GPUs x wall time) and `cost/cpu_hours`
+    (CPUs granted x wall time), from the first epoch's start to the end of training. A resumed run
+    adds its time to what the checkpoint says was spent before (a requeued job pays twice for the
+    epochs it repeats, as the cluster bills it)."""
+
+    state_key = "compute_seconds"
+
+    def __init__(self, gpus: int, cpus: int):
+        self.gpus, self.cpus = gpus, cpus
+        self.before = 0.0  # seconds spent by earlier attempts of this run (from the checkpoint)
+        self.started: float | None = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.started = time.monotonic()
+
+    def seconds(self) -> float:
+        return self.before + (time.monotonic() - self.started if self.started is not None else 0.0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seconds": self.seconds()}
+
+    def load_state_dict(self, state: Any) -> None:
+        self.before = float(state.get("seconds", 0.0))
+
+    def finish(self, trainer: Trainer) -> Mapping[str, float]:
+        hours = self.seconds() / 3600
+        return {"cost/gpu_hours": self.gpus * hours, "cost/cpu_hours": self.cpus * hours}

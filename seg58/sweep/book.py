@@ -20,7 +20,7 @@ from seg58.base.errors import ConfigError, UsageError
 from seg58.base.names import CONCURRENT_JOBS_ENV, SUMMARY_FILE
 from seg58.base.status import CellStatus
 from seg58.config.user_errors import UserFacingError
-from seg58.sweep.cells import cell_of, format_cell, format_summary
+from seg58.sweep.cells import cell_of, format_cell, format_spent, format_summary, spent
 from seg58.sweep.checks import CellComposer, problems_of
 from seg58.sweep.folds import cv_table, format_cv
 from seg58.sweep.hooks import SweepHooks
@@ -73,8 +73,8 @@ class SweepBook:
         self.hooked = {k: data[k] for k in self.hooks.summary_keys if k in data}
         self.tracking = data.get("tracking", {"enabled": False})
         self.total = data.get("total")
-        self._facts = {k: v for k, v in data.items()
-                       if k not in ("sweep_dir", "kind", "tracking", "total", "metric", *self.hooks.summary_keys)}
+        own = ("sweep_dir", "kind", "tracking", "total", "metric", "cost", *self.hooks.summary_keys)
+        self._facts = {k: v for k, v in data.items() if k not in own}
 
     # -- sweep-level facts --------------------------------------------------------------
     def note(self, **facts: Any) -> None:
@@ -190,8 +190,9 @@ class SweepBook:
         return returns
 
     def facts(self) -> dict[str, Any]:
+        cost = spent(self.cells)  # the cells' compute hours so far
         return {"sweep_dir": str(self.sweep_dir), "kind": self.kind, **self.hooked, "tracking": self.tracking,
-                "total": self.total, "metric": self.metric, **self._facts}
+                "total": self.total, "metric": self.metric, **({"cost": cost} if cost else {}), **self._facts}
 
     def write(self, force: bool = False) -> None:
         """The summary file (throttled: the event log has every change at once; `force` now)."""
@@ -240,6 +241,8 @@ class SweepBook:
         self.ledger.close()
         cells = sorted(self.cells, key=lambda c: c["num"])
         log.info("sweep summary (%s):\n%s", self.sweep_dir / SUMMARY_FILE, format_summary(cells))
+        if spent(cells):
+            log.info("%s", format_spent(spent(cells)))
         if cv:
             log.info("%s", format_cv(cv, self.metric))
         failed = [c for c in cells if c["status"] not in OK_STATES]

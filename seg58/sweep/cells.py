@@ -96,3 +96,31 @@ def format_cell(c: dict[str, Any]) -> str:
 
 def format_summary(cells: list[dict]) -> str:
     return "\n".join(format_cell(c) for c in cells)
+
+
+def spent(cells: list[dict]) -> dict[str, Any]:
+    """A sweep's compute so far: every `cost/<x>_hours` its cells reported (seg58's runs: GPU and CPU
+    hours), summed as `<x>_hours`, with how many cells reported one; {} before the first."""
+    sums: dict[str, float] = {}
+    measured = 0
+    for cell in cells:
+        hours = {k.removeprefix("cost/"): v for k, v in cell.items()
+                 if k.startswith("cost/") and k.endswith("_hours") and isinstance(v, (int, float))}
+        measured += bool(hours)
+        for key, value in hours.items():
+            sums[key] = sums.get(key, 0.0) + value
+    return {**{k: round(v, 6) for k, v in sums.items()}, "cells_measured": measured} if measured else {}
+
+
+def format_spent(cost: dict[str, Any], total: int | None = None) -> str:
+    """`compute: 0.412 GPU-h, 3.3 CPU-h in 12 cells (est. 1.03 GPU-h for all 30)`; '' when none."""
+    if not cost:
+        return ""
+    n = int(cost.get("cells_measured") or 0)
+    hours = {k.removesuffix("_hours").upper(): v for k, v in cost.items() if k.endswith("_hours")}
+    text = ", ".join(f"{v:.3g} {k}-h" for k, v in hours.items())
+    line = f"compute: {text}" + (f" in {n} cell(s)" if n else "")
+    if total and n and total > n and hours:
+        first, value = next(iter(hours.items()))
+        line += f" (est. {value / n * total:.3g} {first}-h for all {total})"
+    return line

@@ -18,7 +18,7 @@ from seg58.base.names import DRIVER_FILE, SUMMARY_FILE
 from seg58.base.status import CellStatus
 from seg58.config.user_errors import UserFacingError
 from seg58.sweep.book import LIVE_STATES, OK_STATES, SweepBook
-from seg58.sweep.cells import duration
+from seg58.sweep.cells import duration, format_spent, spent
 from seg58.sweep.detach import load_driver
 from seg58.sweep.hooks import SweepHooks
 from seg58.sweep.launchers import collect_job
@@ -81,6 +81,9 @@ def status_table(sweep_dir: Path, hooks: SweepHooks | None = None) -> str:
     if book.stopped:
         lines.append(f"stopped early: {book.stopped}")
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows]
+    compute = format_spent(spent(cells), book.total or len(cells))
+    if compute:  # spent so far, and the estimated total at the same rate per cell
+        lines.append(compute)
     if book.fact("finished"):
         where = book.hooks.tracked_at(book.hooked)
         lines.append("finished" + (f": {where}" if where else ""))

@@ -33,6 +33,21 @@ def start_sweep_run(uri: str | None, experiment_name: str, sweep_dir: Path, argu
     return run.info.run_id
 
 
+def log_sweep_cost(uri: str | None, parent: str, cost: dict[str, Any]) -> None:
+    """The cells' compute hours summed onto the sweep's run (`cost/gpu_hours`, `cost/cpu_hours`, and
+    `cost/cells_measured`: how many cells reported them), so that sweeps compare by cost in the UI."""
+    if not cost:
+        return
+    import time
+
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    now = int(time.time() * 1000)
+    metrics = {f"cost/{k}": float(v) for k, v in cost.items() if k.endswith("_hours") or k == "cells_measured"}
+    MlflowClient(resolve_uri(uri)).log_batch(parent, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+
+
 def finish_sweep_run(uri: str | None, parent: str, failed: bool, sweep_dir: str, register: str | None = None) -> None:
     """Leaderboard and curves onto the sweep's run, then close it (FAILED if any cell failed);
     with `register` (tracking.register) the best run's model becomes a version of it, alias champion."""

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,13 @@ def test_sweep_over_two_encoders_gives_two_runs(smoke_sweep):
     # the parent run carries the swept key against val/miou (MLflow's own compare page opens elsewhere)
     report = {a.path for a in MlflowClient(smoke_sweep.uri).list_artifacts(smoke_sweep.parent, "report")}
     assert {"report/parallel_coordinates.html", "report/parallel_coordinates.png"} <= report
+    # what each run cost (CPU here: no GPU-hours), summed in the summary and on the parent run
+    hours = [r.data.metrics["cost/cpu_hours"] for r in runs]
+    assert all(h > 0 for h in hours) and all(r.data.metrics["cost/gpu_hours"] == 0 for r in runs)
+    cost = json.loads((smoke_sweep.sweep_dir / "sweep_summary.json").read_text())["cost"]
+    assert cost["cells_measured"] == 2 and cost["cpu_hours"] == pytest.approx(sum(hours), rel=1e-4)
+    parent = MlflowClient(smoke_sweep.uri).get_run(smoke_sweep.parent).data.metrics
+    assert parent["cost/cpu_hours"] == pytest.approx(sum(hours), rel=1e-4) and parent["cost/cells_measured"] == 2
 
 
 def test_parallel_local_sweep_on_a_new_store_does_not_race(cli, tmp_path):

@@ -101,6 +101,7 @@ def test_status_and_collect_of_a_finished_sweep(cli, tmp_path, smoke_sweep):
     assert "grid: 2 COMPLETED" in lines
     (row0,) = [ln for ln in lines if ln.startswith("0 ")]
     assert row0.split()[1:4] == ["COMPLETED", "-", "1"]  # state, job (none: ran in-process), epochs
+    assert any(ln.startswith("compute: 0 GPU-h, ") and ln.endswith("CPU-h in 2 cell(s)") for ln in lines), lines
     for _ in range(2):  # idempotent
         done = cli("collect", sweep_dir)
         assert done.returncode == 0 and "all completed" in done.stdout, done.stdout + done.stderr

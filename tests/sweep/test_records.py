@@ -56,3 +56,26 @@ def test_search_state_round_trips_and_reads_a_file_written_before_the_record(tmp
     state.n_trials = 12
     state.save(tmp_path)
     assert json.loads((tmp_path / "search.json").read_text()) == {**old, "n_trials": 12}
+
+
+def test_a_sweeps_compute_is_the_sum_of_its_cells_and_estimates_the_rest():
+    from seg58.sweep.cells import format_spent, spent
+
+    cells = [{"num": 0, "cost/gpu_hours": 0.5, "cost/cpu_hours": 4.0, "cost/params_m": 25.0},
+             {"num": 1, "cost/gpu_hours": 0.25, "cost/cpu_hours": 2.0},
+             {"num": 2, "status": "FAILED"}]  # reported nothing: not measured
+    cost = spent(cells)
+    assert cost == {"gpu_hours": 0.75, "cpu_hours": 6.0, "cells_measured": 2}  # model costs are not summed
+    assert format_spent(cost, total=8) == "compute: 0.75 GPU-h, 6 CPU-h in 2 cell(s) (est. 3 GPU-h for all 8)"
+    assert spent([{"num": 0}]) == {} and format_spent({}) == ""
+
+
+def test_a_runs_compute_hours_continue_over_a_resume():
+    from seg58.engine.hooks import ComputeHours
+
+    hook = ComputeHours(gpus=2, cpus=8)
+    hook.load_state_dict({"seconds": 1800.0})  # the attempt before the requeue: half an hour
+    hook.on_fit_start(None)
+    final = hook.finish(None)
+    assert 1.0 <= final["cost/gpu_hours"] < 1.01 and 4.0 <= final["cost/cpu_hours"] < 4.04
+    assert hook.state_dict()["seconds"] >= 1800.0  # what the next checkpoint carries
