@@ -39,6 +39,8 @@ def _plain_command(name: str) -> Callable[[list[str]], int]:
         from seg58.commands.status import main
     elif name == "collect":
         from seg58.commands.collect import main
+    elif name == "gc":
+        from seg58.commands.gc import main
     elif name == "import-artefact":
         from seg58.commands.import_artefact import main
     elif name == "augment-artefact":
@@ -51,7 +53,7 @@ def _plain_command(name: str) -> Callable[[list[str]], int]:
 
 
 HYDRA_COMMANDS = ("check-data", "bench", "evaluate", "predict", "export")
-PLAIN_COMMANDS = ("report", "rerun", "status", "collect", "dashboard", "import-artefact", "augment-artefact",
+PLAIN_COMMANDS = ("report", "rerun", "status", "collect", "gc", "dashboard", "import-artefact", "augment-artefact",
                   "fetch-weights")
 
 

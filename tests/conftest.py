@@ -58,7 +58,8 @@ def pytest_collection_finish(session):
         if item.get_closest_marker("slurm") and not item.get_closest_marker("xdist_group"):
             raise pytest.UsageError(f"{item.nodeid}: a SLURM test needs pytest.mark.xdist_group('slurm') in its "
                                     "module (one cluster per machine: pytest-xdist must keep them in one worker)")
-        if item.get_closest_marker("xdist_group") and config.getvalue("loadgroup") and "@" not in item.nodeid:
+        grouped = getattr(config.option, "loadgroup", False)  # set in xdist's workers under --dist loadgroup
+        if item.get_closest_marker("xdist_group") and grouped and "@" not in item.nodeid:
             raise pytest.UsageError("pytest-xdist's --dist loadgroup ignored the test groups (pytest 9.2 and later "
                                     "with pytest-xdist 3.8): install the pinned pytest (constraints.txt)")
 

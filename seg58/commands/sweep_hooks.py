@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +78,11 @@ class SegmentationSweepHooks(SweepHooks):
         parent = facts.get(PARENT_KEY)
         if parent is None or not tracking.get("enabled"):
             return
-        from seg58.tracking.sweep_run import finish_sweep_run, log_sweep_cost
+        from seg58.tracking.sweep_run import finish_sweep_run, log_sweep_totals
 
         summary = _summary(sweep_dir)
         _log_cross_validation(tracking, parent, summary)
-        log_sweep_cost(tracking["uri"], parent, summary.get("cost") or {})
+        log_sweep_totals(tracking["uri"], parent, summary.get("cost") or {}, summary.get("stop"))
         finish_sweep_run(tracking["uri"], parent, failed, str(sweep_dir), register=tracking.get("register"))
 
     def interrupt_sweep(self, tracking: dict[str, Any], facts: dict[str, Any], sweep_dir: Path) -> None:
@@ -91,6 +92,14 @@ class SegmentationSweepHooks(SweepHooks):
         from seg58.tracking.sweep_run import kill_sweep_run
 
         kill_sweep_run(tracking["uri"], parent, f"interrupted (Ctrl-C); continue: hydra.sweeper.resume={sweep_dir}")
+
+    def checkpoints(self, cell: Mapping[str, Any]) -> dict[str, list[Path]]:
+        """last.pt (what a requeue or resume continues from) and best.pt of the cell's run, or of each
+        of its folds (cross-validation in one job)."""
+        from seg58.base.names import BEST_CHECKPOINT, LAST_CHECKPOINT
+
+        folder = Path(cell["output_dir"])
+        return {"resume": sorted(folder.rglob(LAST_CHECKPOINT)), "best": sorted(folder.rglob(BEST_CHECKPOINT))}
 
     def close_lost_run(self, tracking: dict[str, Any], job_dir: Path, state: str) -> str | None:
         if not tracking.get("enabled"):

@@ -26,8 +26,11 @@ from seg58.sweep.folds import cv_table, format_cv
 from seg58.sweep.hooks import SweepHooks
 from seg58.sweep.interrupt import SweepInterrupted
 from seg58.sweep.ledger import LIVE_STATES, OK_STATES, Ledger
+from seg58.sweep.retention import Retention, format_bytes
 
 log = logging.getLogger(__name__)
+
+PAST_OUTCOME = ("error", "objective", "stop", "stopped_by", "cancelled_by_sweep")  # not carried into a new try
 
 __all__ = ["LIVE_STATES", "OK_STATES", "SweepBook", "unfinished_cells"]
 
@@ -47,6 +50,9 @@ class SweepBook:
         self.tracking: dict[str, Any] = {"enabled": False}
         self.base: Any = None  # the first checked cell's composed config: where runs are tracked
         self.total: int | None = None  # cells planned (None: a search, open-ended)
+        self._wall_before = 0.0  # the sweep's wall time before this process took it over (a resume)
+        self._wall_start: float | None = None
+        self.retention: Retention | None = None  # hydra.sweeper.keep_checkpoints, applied as cells end
 
     @classmethod
     def load(cls, sweep_dir: Path, hooks: SweepHooks | None = None) -> SweepBook:
@@ -66,14 +72,17 @@ class SweepBook:
             return  # a search that stopped before its first cell
         ledger, data = Ledger.read(self.sweep_dir)
         self.ledger.replace(ledger.cells)
+        self._wall_before = float(data.get("wall_time_s") or 0.0)  # a budget's wall time counts it
+        if self.retention is not None:
+            self.retention.start(self.cells)
         if facts:
-            self._adopt({k: v for k, v in data.items() if k not in ("stopped", "finished", "interrupted")})
+            self._adopt({k: v for k, v in data.items() if k not in ("stopped", "stop", "finished", "interrupted")})
 
     def _adopt(self, data: dict[str, Any]) -> None:
         self.hooked = {k: data[k] for k in self.hooks.summary_keys if k in data}
         self.tracking = data.get("tracking", {"enabled": False})
         self.total = data.get("total")
-        own = ("sweep_dir", "kind", "tracking", "total", "metric", "cost", *self.hooks.summary_keys)
+        own = ("sweep_dir", "kind", "tracking", "total", "metric", "cost", "wall_time_s", *self.hooks.summary_keys)
         self._facts = {k: v for k, v in data.items() if k not in own}
 
     # -- sweep-level facts --------------------------------------------------------------
@@ -86,15 +95,27 @@ class SweepBook:
 
     @property
     def stopped(self) -> str | None:
-        """Why the sweep stopped early (fail-fast), else None."""
+        """Why the sweep stopped early (fail-fast, budget), else None."""
         return self._facts.get("stopped")
 
-    def stop_early(self, reason: str) -> str:
-        """Record that the sweep stops early (policy.py decided): written and logged at once."""
+    @property
+    def stop_kind(self) -> str | None:
+        """`failures` (policy.py) or `budget` (budget.py) once the sweep stopped early, else None."""
+        return (self._facts.get("stop") or {}).get("kind")
+
+    def stop_early(self, reason: str, kind: str = "failures", **details: Any) -> str:
+        """Record that the sweep stops early (policy.py or budget.py decided): written and logged at
+        once; `stop` in the summary says which kind, with the details."""
         self._facts["stopped"] = reason
+        self._facts["stop"] = {"kind": kind, "reason": reason, **details}
         self.write(force=True)
-        log.error("%s", reason)
+        (log.error if kind == "failures" else log.warning)("%s", reason)
         return reason
+
+    def wall_time(self) -> float:
+        """The sweep's own wall-clock seconds since it started, its earlier drivers' included."""
+        now = time.monotonic() - self._wall_start if self._wall_start is not None else 0.0
+        return self._wall_before + now
 
     @property
     def sweep_dir(self) -> Path:
@@ -132,6 +153,7 @@ class SweepBook:
         """Tell local jobs how many share the CPUs, open the sweep's tracking through the hooks
         (`resumed`: the hooks' facts of the sweep being continued; None: a new sweep)."""
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        self._wall_start = time.monotonic()
         # subprocesses on this machine, side by side. Asked of the launcher rather than by isinstance:
         # Hydra's plugin scan may load the launcher's module a second time (another class object).
         if getattr(self.launcher, "_EXECUTOR", None) == "local":
@@ -158,7 +180,8 @@ class SweepBook:
 
     def running(self, num: int, overrides: Sequence[str], **extra: Any) -> None:
         """A cell this process is about to train itself (Hydra's basic launcher): RUNNING at once."""
-        self.put({**self.ledger.get(num), "num": num, "overrides": list(overrides), "status": CellStatus.RUNNING,
+        before = {k: v for k, v in self.ledger.get(num).items() if k not in PAST_OUTCOME}  # a resumed cell's last try
+        self.put({**before, "num": num, "overrides": list(overrides), "status": CellStatus.RUNNING,
                   "submitted_at": time.time(), "output_dir": str(self.sweep_dir / str(num)), **extra})
         self.write(force=True)
 
@@ -171,28 +194,35 @@ class SweepBook:
             cell["elapsed_s"] = round(time.time() - before["submitted_at"], 1)
         cell = {**before, **cell}
         self.put(cell)
+        if self.retention is not None:
+            self.retention.ended(cell)
         log.info("[%d/%s ended]%s", self.ledger.ended_towards_total, self.total or "?", format_cell(cell))
         return cell
 
-    def cancel_unstarted(self, num: int, overrides: Sequence[str], reason: str) -> None:
+    def cancel_unstarted(self, num: int, overrides: Sequence[str], reason: str, **extra: Any) -> None:
         self.put({"num": num, "overrides": list(overrides), "status": CellStatus.CANCELLED, "objective": None,
                   "error": f"not started: {reason}", "output_dir": str(self.sweep_dir / str(num)),
-                  "cancelled_by_sweep": True})
+                  "cancelled_by_sweep": True, **extra})
 
-    def cancel_rest(self, pool: Any, pending: Sequence[tuple[int, list[str]]], reason: str) -> list[JobReturn]:
-        """Fail-fast: cancel the running cells (waiting for each to end) and the unstarted ones."""
+    def cancel_rest(self, pool: Any, pending: Sequence[tuple[int, list[str]]], reason: str,
+                    running: bool = True) -> list[JobReturn]:
+        """The sweep stopped early: cancel the unstarted cells and, with `running`, the running ones
+        (waiting for each to end). Cells a budget stopped are marked so (not failures: a resume runs them)."""
+        extra = {"stopped_by": "budget"} if self.stop_kind == "budget" else {}
         returns = []
-        for num, ret, info in pool.cancel_all():
-            self.record(num, ret, info, error=f"cancelled: {reason}", cancelled_by_sweep=True)
+        for num, ret, info in pool.cancel_all() if running else []:
+            self.record(num, ret, info, error=f"cancelled: {reason}", cancelled_by_sweep=True, **extra)
             returns.append(ret)
         for num, overrides in pending:
-            self.cancel_unstarted(num, overrides, reason)
+            self.cancel_unstarted(num, overrides, reason, **extra)
         return returns
 
     def facts(self) -> dict[str, Any]:
         cost = spent(self.cells)  # the cells' compute hours so far
+        wall = {"wall_time_s": round(self.wall_time(), 1)} if self._wall_start is not None or self._wall_before else {}
         return {"sweep_dir": str(self.sweep_dir), "kind": self.kind, **self.hooked, "tracking": self.tracking,
-                "total": self.total, "metric": self.metric, **({"cost": cost} if cost else {}), **self._facts}
+                "total": self.total, "metric": self.metric, **({"cost": cost} if cost else {}), **wall,
+                **self._facts}
 
     def write(self, force: bool = False) -> None:
         """The summary file (throttled: the event log has every change at once; `force` now)."""
@@ -234,6 +264,8 @@ class SweepBook:
         hydra-optuna-sweeper reports to stdout and re-raises the first). Idempotent."""
         self._close_lost_runs()
         self._facts["finished"] = True
+        if self.retention is not None and self.retention.freed:  # this driver's; a resume adds its own
+            self._facts["checkpoints_freed_bytes"] = self.retention.freed + self.fact("checkpoints_freed_bytes", 0)
         cv = cv_table(self.cells, self.hooks.fold_key) if self.hooks.fold_key else []
         if cv:
             self._facts["cross_validation"] = cv
@@ -243,15 +275,24 @@ class SweepBook:
         log.info("sweep summary (%s):\n%s", self.sweep_dir / SUMMARY_FILE, format_summary(cells))
         if spent(cells):
             log.info("%s", format_spent(spent(cells)))
+        if self.retention is not None and self.retention.freed:
+            log.info("checkpoints: %s freed (hydra.sweeper.keep_checkpoints=%s)", format_bytes(self.retention.freed),
+                     self.retention.keep)
         if cv:
             log.info("%s", format_cv(cv, self.metric))
-        failed = [c for c in cells if c["status"] not in OK_STATES]
+        unrun = [c for c in cells if c.get("stopped_by") == "budget"]
+        if self.stop_kind == "budget":
+            log.warning("%s; %d cell(s) not run or cut short (CANCELLED): %s and a new budget (the total)",
+                        self.stopped, len(unrun), rerun_hint.split(", or ")[0])
+        failed = [c for c in cells if c["status"] not in OK_STATES and c not in unrun]
         broken = bool(failed) if fail is None else fail
         self.hooks.close_sweep(self.tracking, self.hooked, broken, self.sweep_dir)
         if broken and brief:
             first = f"\nthe first: #{failed[0]['num']} {failed[0].get('error') or failed[0]['status']}" \
                 if self.stopped and failed else ""
-            raise UserFacingError(f"{self.stopped or 'no trial completed'}{first}\n{len(failed)} of {len(cells)} "
+            why = f"{self.stopped}\nno trial completed" if self.stop_kind == "budget" else \
+                self.stopped or "no trial completed"
+            raise UserFacingError(f"{why}{first}\n{len(failed) + len(unrun)} of {len(cells)} "
                                   f"trials did not complete (listed above, and in {self.sweep_dir / SUMMARY_FILE})\n"
                                   f"{rerun_hint}")
         if broken:

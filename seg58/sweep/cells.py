@@ -109,7 +109,7 @@ def spent(cells: list[dict]) -> dict[str, Any]:
         measured += bool(hours)
         for key, value in hours.items():
             sums[key] = sums.get(key, 0.0) + value
-    return {**{k: round(v, 6) for k, v in sums.items()}, "cells_measured": measured} if measured else {}
+    return {**{k: round(v, 9) for k, v in sums.items()}, "cells_measured": measured} if measured else {}
 
 
 def format_spent(cost: dict[str, Any], total: int | None = None) -> str:

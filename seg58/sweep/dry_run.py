@@ -32,6 +32,7 @@ def dry_run(sweeper: Any, arguments: list[str], searching: bool) -> list:
         lines.append(f"  ... and {len(cells) - SHOWN} more")
     in_flight = sweeper.search.get("n_jobs", 1) if searching else len(cells)
     lines.append(f"resources: {resources(sweeper.launcher, in_flight)}")
+    lines += _estimate(sweeper, sweeper.search.get("n_trials") or 20 if searching else len(cells))
     print("\n".join(lines))
     if refused:
         problems = [p for n in sorted(refused) for p in refused[n]]
@@ -89,3 +90,35 @@ def resources(launcher: Any, cells: int) -> str:
             f"{params.get('array_parallelism')} running at once, at most {launcher.capacity()} queued at once; "
             f"each task: {each}; at most {hours:,.0f} h of wall time"
             + (f" ({hours * gpus:,.0f} GPU-hours)" if gpus else ""))
+
+
+def _estimate(sweeper: Any, n: int) -> list[str]:
+    """The compute of n cells at the rate of the cells already measured (a rerun's or resume's
+    folder), and what the budget allows at that rate; [] when nothing was measured or budgeted."""
+    from pathlib import Path
+
+    from seg58.sweep.book import SweepBook
+    from seg58.sweep.cells import format_spent, spent
+
+    folder = sweeper.rerun or sweeper.search.get("resume")
+    measured = spent(SweepBook.load(Path(folder)).cells) if folder else {}
+    lines = []
+    if measured:
+        rate = {k: v / measured["cells_measured"] for k, v in measured.items() if k.endswith("_hours")}
+        lines.append(f"estimated {format_spent({k: v * n for k, v in rate.items()}).removeprefix('compute: ')} "
+                     f"for {n} cell(s), at the rate of the {measured['cells_measured']} measured in {folder}")
+        if sweeper.budget.gpu_hours and rate.get("gpu_hours"):
+            lines.append(f"the budget of {sweeper.budget.gpu_hours:g} GPU-hours covers about "
+                         f"{int(sweeper.budget.gpu_hours / rate['gpu_hours'])} cell(s) at that rate")
+    if sweeper.budget:
+        lines.append(f"budget: {_budget_line(sweeper.budget)}; then no new cell, the running ones "
+                     + ("cancelled" if sweeper.budget.cancels else "finish"))
+    return lines
+
+
+def _budget_line(budget: Any) -> str:
+    from seg58.sweep.budget import format_hours
+
+    parts = ([f"{budget.gpu_hours:g} GPU-hours"] if budget.gpu_hours is not None else []) + \
+        ([f"{format_hours(budget.wall_time_s)} of wall time"] if budget.wall_time_s is not None else [])
+    return " or ".join(parts)

@@ -1,7 +1,8 @@
 """A grid: every cell through the launcher, at most as many at a time as it runs (or
-hydra.sweeper.max_batch_size), each recorded as it ends, fail-fast applied (policy.py), Ctrl-C tidy
-(interrupt.py). A resumed grid (hydra.sweeper.resume=<its folder>) runs the cells that did not
-complete under their own numbers, in the same folder, under the same tracking run."""
+hydra.sweeper.max_batch_size), each recorded as it ends, fail-fast applied (policy.py), a budget
+kept (budget.py), Ctrl-C tidy (interrupt.py). A resumed grid (hydra.sweeper.resume=<its folder>)
+runs the cells that did not complete under their own numbers, in the same folder, under the same
+tracking run."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from omegaconf import OmegaConf
 
 from seg58.base.names import MULTIRUN_CONFIG
 from seg58.sweep.book import SweepBook
+from seg58.sweep.budget import Budget
 from seg58.sweep.interrupt import Interruption
 from seg58.sweep.policy import FailurePolicy
 from seg58.sweep.pool import JobPool
 
 
 def run_grid(book: SweepBook, policy: FailurePolicy, launcher: Any, cells: list[tuple[int, list[str]]],
-             max_batch_size: int | None, arguments: list[str], spec: str, command: str, resumed: bool = False) -> list:
+             max_batch_size: int | None, arguments: list[str], spec: str, command: str, resumed: bool = False,
+             budget: Budget | None = None) -> list:
+    budget = budget or Budget()
     returns: list = []
     with Interruption() as stop:
         pool = JobPool(launcher, max_batch_size or len(cells), stop)
@@ -30,12 +34,16 @@ def run_grid(book: SweepBook, policy: FailurePolicy, launcher: Any, cells: list[
         pending = list(cells)
         try:
             while (pending or pool.busy()) and not stop.requested:
+                spent = budget.check(book)
+                if spent:  # nothing new submitted; the running ones finish or are cancelled
+                    returns += book.cancel_rest(pool, pending, spent, running=budget.cancels)
+                    pending = []
                 n = pool.free()
                 take, pending = pending[:n], pending[n:]
                 for num, job in pool.submit(take, running=book.running):
                     if job is not None:
                         book.submitted(num, dict(take)[num], job)
-                for num, ret, info in pool.wait(book.idle):
+                for num, ret, info in pool.wait(lambda: book.idle() or budget.due(book)):
                     book.record(num, ret, info)
                     returns.append(ret)
                     reason = policy.check(book)

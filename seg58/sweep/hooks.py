@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -66,6 +67,11 @@ class SweepHooks:
         """A job that ended without a result (cancelled, killed) never closed its tracking run:
         close it; returns its id."""
         return None
+
+    def checkpoints(self, cell: Mapping[str, Any]) -> dict[str, list[Path]]:
+        """A cell's checkpoint files under its output_dir, as {"resume": [...], "best": [...]}, for
+        hydra.sweeper.keep_checkpoints (seg58/sweep/retention.py); {}: the app keeps none."""
+        return {}
 
     def publish_study(self, tracking: dict[str, Any], facts: dict[str, Any], study: Any) -> None:
         """A finished search's study (plots onto the sweep's tracking run)."""

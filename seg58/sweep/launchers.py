@@ -87,8 +87,9 @@ class SubmititJobs:
         """The job's JobReturn (waiting for it), or a FAILED one when it ended without a result."""
         return collect_job(job, overrides, self._EXECUTOR)
 
-    def cancel(self, job: Any) -> None:
-        job.cancel(check=False)
+    def cancel(self, jobs: Sequence[Any]) -> None:
+        for job in jobs:
+            job.cancel(check=False)
 
     def _executor(self, **overrides: Any) -> Any:
         import submitit
@@ -254,16 +255,17 @@ class LocalGpuJobs(SubmititJobs):
         finally:
             self.slots.release(job.job_id)
 
-    def cancel(self, job: Any, grace_s: float = 10.0) -> None:
+    def cancel(self, jobs: Sequence[Any], grace_s: float = 10.0) -> None:
         """submitit's LocalJob.cancel sends SIGINT to the controller only, which a process started
         in the background ignores (SIG_IGN is inherited), and the task ignores SIGTERM (submitit's
-        preemption handler): interrupt the task itself (its run ends KILLED), kill it after grace_s."""
+        preemption handler): interrupt the tasks themselves (their runs end KILLED), all at once,
+        and kill what is left after grace_s."""
         import psutil
 
-        try:
-            tasks = psutil.Process(int(job.job_id)).children(recursive=True)
-        except (psutil.Error, ValueError):
-            return
+        tasks = []
+        for job in jobs:
+            with suppress(psutil.Error, ValueError):
+                tasks += psutil.Process(int(job.job_id)).children(recursive=True)
         for task in tasks:
             with suppress(psutil.Error):
                 task.send_signal(signal.SIGINT)

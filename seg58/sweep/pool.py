@@ -11,6 +11,7 @@ from hydra.core.utils import JobReturn
 
 from seg58.base.status import CellStatus
 from seg58.sweep.interrupt import Interruption
+from seg58.sweep.private_apis import expect_no_result
 
 POLL_S = 1.0
 
@@ -51,9 +52,9 @@ class JobPool:
                 started.append((num, job))
         return started
 
-    def wait(self, idle: Callable[[], None] | None = None) -> list[tuple[int, JobReturn, dict]]:
+    def wait(self, idle: Callable[[], Any] | None = None) -> list[tuple[int, JobReturn, dict]]:
         """Block until at least one cell has ended; its (num, JobReturn, info). `idle` is called
-        between polls."""
+        between polls; when it returns something true (a budget ran out), [] at once."""
         if self._ended:
             ended, self._ended = self._ended, []
             return ended
@@ -61,15 +62,19 @@ class JobPool:
             done = [n for n, (job, _) in self.running.items() if job.done()]
             if done:
                 return [self._collect(n) for n in done]
-            if idle is not None:
-                idle()
+            if idle is not None and idle():
+                return []
             time.sleep(POLL_S)
         return []
 
     def cancel_all(self, state: str = CellStatus.CANCELLED) -> list[tuple[int, JobReturn, dict]]:
         """Cancel every running cell and wait for each to end; each recorded as `state`."""
-        for job, _ in self.running.values():
-            self.launcher.cancel(job)
+        jobs = [job for job, _ in self.running.values()]
+        if jobs:  # Hydra's basic launcher has none (a cell in this process is interrupted, not cancelled)
+            self.launcher.cancel(jobs)
+        for job in jobs:
+            if hasattr(job, "paths"):  # a submitit job
+                expect_no_result(job)
         ended = [self._collect(n) for n in list(self.running)]
         for _, _, info in ended:
             info["state"] = state

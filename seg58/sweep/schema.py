@@ -16,6 +16,13 @@ SEARCH = {"search": True}
 
 
 @dataclass
+class BudgetConf:
+    gpu_hours: Optional[float] = None  # noqa: UP045  stop submitting once the ended cells reported this many
+    wall_time: Any = None  # seconds, or 90s | 45m | 2h: the sweep's own wall time, resumes included
+    on_exhausted: str = "finish"  # finish: the running cells end on their own | cancel: they are cancelled
+
+
+@dataclass
 class Seg58SweeperConf:
     _target_: str = "hydra_plugins.seg58_sweeper.sweeper.Seg58Sweeper"
     defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])  # noqa: UP006
@@ -27,6 +34,9 @@ class Seg58SweeperConf:
     max_failures: Optional[int] = None  # noqa: UP045  K failed cells/trials cancel the rest (fail fast)
     max_failure_rate: Optional[float] = None  # noqa: UP045  ... or more than this share of the ended ones
     dry_run: bool = False  # check and list the cells, print the resources asked for; launch nothing
+    budget: BudgetConf = field(default_factory=BudgetConf)  # no new cell once spent (grid and search)
+    # finished cells keep their best checkpoint only among the k best; pruned/failed keep none; null: all
+    keep_checkpoints: Optional[int] = 3  # noqa: UP045
     # -- grid --
     max_batch_size: Optional[int] = None  # noqa: UP045
     rerun: Optional[str] = None  # noqa: UP045  a grid's sweep folder: launch only its cells that did not complete

@@ -24,6 +24,7 @@ from seg58.base.names import JOURNAL_FILE, MULTIRUN_CONFIG, STUDY_ENV, SUMMARY_F
 from seg58.base.names import SEARCH_STATE_FILE as STATE_FILE
 from seg58.base.status import CellStatus
 from seg58.sweep.book import OK_STATES, SweepBook, use_sweep_dir
+from seg58.sweep.budget import Budget
 from seg58.sweep.interrupt import Interruption
 from seg58.sweep.policy import FailurePolicy
 from seg58.sweep.pool import JobPool
@@ -45,9 +46,9 @@ class Search:
                  n_jobs: int = 1, direction: Any = "minimize", metric: Any = None,
                  study_name: str | None = None, storage: str | None = None, sampler: Any = None, pruner: Any = None,
                  params: Any = None, resume: str | None = None, custom_search_space: str | None = None,
-                 book: SweepBook, policy: FailurePolicy | None = None) -> None:
+                 book: SweepBook, policy: FailurePolicy | None = None, budget: Budget | None = None) -> None:
         self.config, self.hydra_context, self.launcher, self.book = config, hydra_context, launcher, book
-        self.policy = policy or FailurePolicy()
+        self.policy, self.budget = policy or FailurePolicy(), budget or Budget()
         self.n_trials, self.n_jobs = DEFAULT_TRIALS if n_trials is None else n_trials, n_jobs
         self.direction, self.metric = plain(direction), plain(metric)  # lists: a multi-objective search
         self.study_name, self.storage, self.resume = study_name, storage, resume
@@ -129,6 +130,7 @@ class Search:
         with stop:
             try:
                 while (pool.busy() or self._more(study, pool, stop)) and not stop.requested:
+                    self._spend(study, pool)
                     self._launch(study, space, fixed, pool, stop, extend)
                     self._collect(study, pool)
             except KeyboardInterrupt:  # in a trial trained in this process (Interruption raised it)
@@ -198,9 +200,17 @@ class Search:
         self.book.record(trial.number, _refused(overrides, problems), {}, params=trial.params)
         self.policy.check(self.book)
 
+    def _spend(self, study: Any, pool: JobPool) -> None:
+        """A spent budget: no new trial (_more); with on_exhausted=cancel the running ones are cancelled."""
+        reason = self.budget.check(self.book)
+        if reason and self.budget.cancels:
+            for n, r, i in pool.cancel_all():
+                self._returns.append(r)
+                self._tell(study, self._trials.pop(n), r, i, self.book, cancelled=reason)
+
     def _collect(self, study: Any, pool: JobPool) -> None:
         """The trials that ended, told to the study; fail-fast cancels the rest (told as cancelled)."""
-        for num, ret, info in pool.wait(self.book.idle):
+        for num, ret, info in pool.wait(lambda: self.book.idle() or self.budget.due(self.book)):
             self._returns.append(ret)
             self._tell(study, self._trials.pop(num), ret, info, self.book)
             reason = self.policy.check(self.book)
@@ -227,6 +237,8 @@ class Search:
         from optuna.trial import TrialState
 
         extra = {"error": f"cancelled: {cancelled}", "cancelled_by_sweep": True} if cancelled else {}
+        if cancelled and book.stop_kind == "budget":
+            extra["stopped_by"] = "budget"
         cell = book.record(trial.number, ret, info, params=trial.params, **extra)
         if cell["status"] == CellStatus.PRUNED:
             self._tell_study(study, trial, state=TrialState.PRUNED)

@@ -23,6 +23,7 @@ from seg58.sweep.detach import load_driver
 from seg58.sweep.hooks import SweepHooks
 from seg58.sweep.launchers import collect_job
 from seg58.sweep.lock import DriverLock
+from seg58.sweep.retention import disk_use, format_bytes
 
 STILL_RUNNING_EXIT = 3
 QUERY_ENDED_UP_TO = 100  # sweeps larger than this show their ended cells from the summary alone
@@ -84,6 +85,7 @@ def status_table(sweep_dir: Path, hooks: SweepHooks | None = None) -> str:
     compute = format_spent(spent(cells), book.total or len(cells))
     if compute:  # spent so far, and the estimated total at the same rate per cell
         lines.append(compute)
+    lines.append(f"disk: {format_bytes(disk_use(sweep_dir))} in {sweep_dir}")
     if book.fact("finished"):
         where = book.hooks.tracked_at(book.hooked)
         lines.append("finished" + (f": {where}" if where else ""))

@@ -30,6 +30,7 @@ from seg58.base.errors import ConfigError
 from seg58.base.job_credentials import load_job_credentials
 from seg58.config.user_errors import reported_as_user_errors
 from seg58.sweep.book import OK_STATES, SweepBook, sweep_kind, unfinished_cells, use_sweep_dir
+from seg58.sweep.budget import Budget
 from seg58.sweep.checks import CellComposer
 from seg58.sweep.folds import ALL, expand_folds
 from seg58.sweep.hooks import SweepHooks
@@ -37,6 +38,7 @@ from seg58.sweep.interrupt import SweepInterrupted
 from seg58.sweep.lock import DriverLock, refuse_if_driven
 from seg58.sweep.policy import FailurePolicy
 from seg58.sweep.private_apis import sweep_cells
+from seg58.sweep.retention import Retention
 from seg58.sweep.schema import SEARCH_KEYS, SWEEPER_KEYS
 from seg58.sweep.space import parse_space, plain
 
@@ -56,6 +58,8 @@ class GridOrSearchSweeper(Sweeper):
         self.params = settings["params"] or {}
         self.max_failures, self.max_failure_rate = settings["max_failures"], settings["max_failure_rate"]
         self.hooks = SweepHooks() if settings["hooks"] is None else settings["hooks"]
+        self.budget, self._budget_problems = Budget.from_settings(settings["budget"])
+        self.keep_checkpoints = settings["keep_checkpoints"]
         self.metric, self.dry_run = plain(settings["metric"]), settings["dry_run"]
         self.search = {k: settings[k] for k in SEARCH_KEYS}  # n_trials, n_jobs, direction, sampler, ...
         self.hydra_context: Any = None
@@ -86,8 +90,11 @@ class GridOrSearchSweeper(Sweeper):
             problems.append(f"hydra.sweeper.strategy={self.strategy!r}; valid: {', '.join(STRATEGIES)}")
         if self.max_failures is not None and self.max_failures < 1:
             problems.append(f"hydra.sweeper.max_failures={self.max_failures}: at least 1 (null: never stop early)")
+        if self.keep_checkpoints is not None and self.keep_checkpoints < 0:
+            problems.append(f"hydra.sweeper.keep_checkpoints={self.keep_checkpoints}: 0 or more (null: keep all)")
         if self.max_failure_rate is not None and not 0.0 <= self.max_failure_rate <= 1.0:
             problems.append(f"hydra.sweeper.max_failure_rate={self.max_failure_rate}: between 0 and 1")
+        problems += self._budget_problems
         if not isinstance(self.hooks, SweepHooks):
             problems.append(f"hydra.sweeper.hooks: {type(self.hooks).__name__} is not a seg58.sweep.hooks.SweepHooks")
         direction, metric = plain(self.search.get("direction", "minimize")), self.metric
@@ -165,8 +172,10 @@ class GridOrSearchSweeper(Sweeper):
         return [parse_space(plain(self.params), arguments)[1]]
 
     def book(self, kind: str) -> SweepBook:
-        return SweepBook(Path(str(self.config.hydra.sweep.dir)), kind, self.hydra_context.config_loader,
+        book = SweepBook(Path(str(self.config.hydra.sweep.dir)), kind, self.hydra_context.config_loader,
                          self.config, self.launcher, self.hooks, self.metric, composer=self.composer)
+        book.retention = Retention(self.keep_checkpoints, plain(self.search.get("direction")), self.hooks.checkpoints)
+        return book
 
     def policy(self) -> FailurePolicy:
         return FailurePolicy(self.max_failures, self.max_failure_rate)
@@ -209,7 +218,7 @@ class GridOrSearchSweeper(Sweeper):
             # Hydra instantiated sampler/pruner already; the trials need their specs to rebuild them
             raw = {k: self.config.hydra.sweeper.get(k) for k in ("sampler", "pruner")}
             Search(self.config, self.hydra_context, self.launcher, params=self.params,
-                   book=self.book("search"), policy=self.policy(), metric=self.metric,
+                   book=self.book("search"), policy=self.policy(), budget=self.budget, metric=self.metric,
                    **{**self.search, **raw}).sweep(arguments)
             return None  # as hydra-optuna-sweeper's: the results are in the sweep folder's files
         from seg58.sweep.grid import run_grid
@@ -231,4 +240,4 @@ class GridOrSearchSweeper(Sweeper):
                      len(book.cells))
         spec = " ".join(arguments) or f"rerun of {self.rerun}" if not resumed else f"resume of {resumed}"
         return run_grid(book, self.policy(), self.launcher, numbered, self.max_batch_size, arguments, spec,
-                        self.hooks.rerun_command(self.config), resumed=bool(resumed))
+                        self.hooks.rerun_command(self.config), resumed=bool(resumed), budget=self.budget)

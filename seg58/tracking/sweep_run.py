@@ -33,19 +33,25 @@ def start_sweep_run(uri: str | None, experiment_name: str, sweep_dir: Path, argu
     return run.info.run_id
 
 
-def log_sweep_cost(uri: str | None, parent: str, cost: dict[str, Any]) -> None:
+def log_sweep_totals(uri: str | None, parent: str, cost: dict[str, Any], stop: dict[str, Any] | None) -> None:
     """The cells' compute hours summed onto the sweep's run (`cost/gpu_hours`, `cost/cpu_hours`, and
-    `cost/cells_measured`: how many cells reported them), so that sweeps compare by cost in the UI."""
-    if not cost:
+    `cost/cells_measured`: how many cells reported them), so that sweeps compare by cost in the UI;
+    a sweep that stopped early says why in the tags its runs use (`stop.kind`: budget or failures,
+    `stop_reason`)."""
+    if not cost and not stop:
         return
     import time
 
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric, RunTag
     from mlflow.tracking import MlflowClient
+
+    from seg58.base.names import STOP_KIND_TAG, STOP_REASON_TAG
 
     now = int(time.time() * 1000)
     metrics = {f"cost/{k}": float(v) for k, v in cost.items() if k.endswith("_hours") or k == "cells_measured"}
-    MlflowClient(resolve_uri(uri)).log_batch(parent, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+    tags = {STOP_KIND_TAG: str(stop.get("kind")), STOP_REASON_TAG: str(stop.get("reason"))[:5000]} if stop else {}
+    MlflowClient(resolve_uri(uri)).log_batch(parent, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
+                                             tags=[RunTag(k, v) for k, v in tags.items()])
 
 
 def finish_sweep_run(uri: str | None, parent: str, failed: bool, sweep_dir: str, register: str | None = None) -> None:

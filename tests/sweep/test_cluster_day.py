@@ -102,6 +102,9 @@ def test_status_and_collect_of_a_finished_sweep(cli, tmp_path, smoke_sweep):
     (row0,) = [ln for ln in lines if ln.startswith("0 ")]
     assert row0.split()[1:4] == ["COMPLETED", "-", "1"]  # state, job (none: ran in-process), epochs
     assert any(ln.startswith("compute: 0 GPU-h, ") and ln.endswith("CPU-h in 2 cell(s)") for ln in lines), lines
+    (disk,) = [ln for ln in lines if ln.startswith("disk: ")]
+    size, unit = disk.split()[1:3]  # two cells' best.pt, logs, configs
+    assert disk.endswith(f" in {sweep_dir}") and float(size) > 0 and unit in ("KB", "MB"), disk
     for _ in range(2):  # idempotent
         done = cli("collect", sweep_dir)
         assert done.returncode == 0 and "all completed" in done.stdout, done.stdout + done.stderr

@@ -35,3 +35,20 @@ def test_inner_executor_takes_local_visible_gpus(tmp_path):
     inner.update_parameters(visible_gpus=[3], gpus_per_node=1)
     assert inner.parameters["visible_gpus"] == [3]
     assert inner.parameters["gpus_per_node"] == 1
+
+
+def test_a_cancelled_job_is_collected_without_waiting_for_a_result(tmp_path):
+    import time
+
+    from seg58.sweep.private_apis import expect_no_result
+
+    executor = submitit.AutoExecutor(cluster="local", folder=str(tmp_path))
+    job = executor.submit(time.sleep, 60)
+    expect_no_result(job)
+    job.cancel(check=False)
+    t0 = time.monotonic()
+    try:
+        job.results()
+    except Exception:  # no result: as a cancelled job's collection expects
+        pass
+    assert time.monotonic() - t0 < 10  # submitit's own wait is 15 s

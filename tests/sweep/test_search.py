@@ -73,18 +73,25 @@ def test_search_records_completed_pruned_and_failed_trials(cli, tmp_path):
     states = {t.number: t.state.name for t in study_of(folder).trials}
     assert states == {n: {"COMPLETED": "COMPLETE", "PRUNED": "PRUNED", "FAILED": "FAIL"}[c["status"]]
                       for n, c in cells.items()}
-    # and so does MLflow: the pruned run kept its metrics and checkpoint, marked as pruned
+    # and so does MLflow: the pruned run kept its metrics, marked as pruned
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     runs = {r.data.tags["search.trial"]: r for r in mlflow_runs(uri, "search")}
     p = runs[str(pruned["num"])]
     assert p.info.status == "KILLED" and p.data.tags["stop.kind"] == "pruned" and p.data.tags["stop.epoch"] == "2"
     assert p.data.tags["stop_reason"] == "pruned at epoch 2"
     assert len(MlflowClient(uri).get_metric_history(p.info.run_id, "val/miou")) == 2
-    assert (Path(pruned["output_dir"]) / "checkpoints" / "last.pt").is_file()
+    # on disk (hydra.sweeper.keep_checkpoints=3): the completed trial its best.pt only, the others nothing
+    on_disk = {c["num"]: sorted(p.name for p in Path(c["output_dir"]).glob("checkpoints/*.pt")) for c in cells.values()}
+    assert on_disk == {c["num"]: ["best.pt"] if c["status"] == "COMPLETED" else [] for c in cells.values()}
     assert runs[str(by_params[(1, "0.5")]["num"])].info.status == "FINISHED"
     (parent,) = [r for r in mlflow_runs(uri, "search", include_sweeps=True) if r.data.tags.get("seg58.sweep")]
     artifacts = {a.path for a in MlflowClient(uri).list_artifacts(parent.info.run_id, "search")}
     assert "search/optimization_history.png" in artifacts
+    # `seg58 gc --delete-failed-runs`: the failed trials' runs go to MLflow's trash, the others stay
+    done = cli("gc", str(folder), "--delete-failed-runs")
+    assert done.returncode == 0 and "MLflow: 2 failed run(s) deleted" in done.stdout, done.stdout + done.stderr
+    stages = {n: MlflowClient(uri).get_run(r.info.run_id).info.lifecycle_stage for n, r in runs.items()}
+    assert stages == {str(n): "deleted" if c["status"] == "FAILED" else "active" for n, c in cells.items()}
 
 
 def test_killed_search_resumes_with_numbering_and_total_intact(cli, tmp_path, cache_dir):

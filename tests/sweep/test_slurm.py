@@ -24,6 +24,11 @@ pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]  # pytest-xdi
 SMOKE = ["experiment=smoke", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
 
 
+# the toy app (tests/apps/toy) on the local cluster: one CPU, 1 GB, no GPU each
+TOY_ON_SLURM = ["hydra/launcher=seg58_slurm", "hydra.launcher.partition=debug", "hydra.launcher.cpus_per_task=1",
+                "hydra.launcher.mem_gb=1", "hydra.launcher.gpus_per_node=0", "hydra.launcher.timeout_min=10"]
+
+
 def slurm_cmd(env, *args: str) -> str:
     return subprocess.run(args, env=env, capture_output=True, text=True, check=True, timeout=30).stdout
 
@@ -109,6 +114,8 @@ def test_preempted_job_requeues_and_resumes_into_the_same_mlflow_run(slurm, tmp_
     assert ended_states(env, job_id) == ["REQUEUED", "COMPLETED"]
     log = (last.parent.parent / "seg58.log").read_text()
     assert "resumed from" in log
+    # the requeue kept last.pt to resume from; once the cell completed only its best.pt is left
+    assert sorted(p.name for p in last.parent.glob("*.pt")) == ["best.pt"]
     (run,) = mlflow_runs(env["MLFLOW_TRACKING_URI"], "smoke")
     assert run.info.status == "FINISHED"
     steps = [m.step for m in MlflowClient(env["MLFLOW_TRACKING_URI"]).get_metric_history(run.info.run_id, "train/loss")]
@@ -242,9 +249,7 @@ def test_a_grid_larger_than_max_array_size_goes_out_as_several_throttled_arrays(
     shutil.copytree(REPO / "tests/apps/toy", folder)
     env = {**os.environ, "SLURM_CONF": slurm_conf, "PYTHONUNBUFFERED": "1"}
     out = subprocess.run(
-        [sys.executable, "app.py", "-m", "hydra/launcher=seg58_slurm", "hydra.launcher.partition=debug",
-         "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", "hydra.launcher.gpus_per_node=0",
-         "hydra.launcher.timeout_min=10", "hydra.launcher.array_parallelism=2", "x=range(0,12)"],
+        [sys.executable, "app.py", "-m", *TOY_ON_SLURM, "hydra.launcher.array_parallelism=2", "x=range(0,12)"],
         cwd=folder, env=env, capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     (path,) = folder.glob("multirun/*/sweep_summary.json")
@@ -259,16 +264,19 @@ def test_a_grid_larger_than_max_array_size_goes_out_as_several_throttled_arrays(
     assert throttles == ["0-1%2", "0-4%2", "0-4%2"]
 
 
-def test_ctrl_c_cancels_the_sweeps_own_slurm_jobs(slurm_conf, tmp_path):
+def held_toy(slurm_conf: str, tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
+    """(a copy of the toy app, the file its cells wait on while it exists, the env for the cluster)."""
     folder = tmp_path / "toy"
     shutil.copytree(REPO / "tests/apps/toy", folder)
     hold = tmp_path / "hold"
     hold.touch()
-    env = {**os.environ, "SLURM_CONF": slurm_conf, "PYTHONUNBUFFERED": "1"}
+    return folder, hold, {**os.environ, "SLURM_CONF": slurm_conf, "PYTHONUNBUFFERED": "1"}
+
+
+def test_ctrl_c_cancels_the_sweeps_own_slurm_jobs(slurm_conf, tmp_path):
+    folder, hold, env = held_toy(slurm_conf, tmp_path)
     proc = subprocess.Popen(
-        [sys.executable, "app.py", "-m", "hydra/launcher=seg58_slurm", "hydra.launcher.partition=debug",
-         "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", "hydra.launcher.gpus_per_node=0",
-         "hydra.launcher.timeout_min=10", "x=0,1,2", f"hold_while={hold}", "hydra.sweep.dir=multirun/s"],
+        [sys.executable, "app.py", "-m", *TOY_ON_SLURM, "x=0,1,2", f"hold_while={hold}", "hydra.sweep.dir=multirun/s"],
         cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     sweep_dir = folder / "multirun/s"
 
@@ -290,4 +298,25 @@ def test_ctrl_c_cancels_the_sweeps_own_slurm_jobs(slurm_conf, tmp_path):
     assert [c["status"] for c in summary_cells] == ["INTERRUPTED"] * 3
     for job_id in ids:
         wait_for(lambda j=job_id: sacct_states(env, j) == ["CANCELLED"], 120, f"{job_id} CANCELLED")
-    assert slurm_cmd(env, "squeue", "-h").strip() == ""
+    wait_for(lambda: slurm_cmd(env, "squeue", "-h").strip() == "", 60, "an empty queue")  # past COMPLETING
+
+
+def test_a_spent_wall_time_budget_cancels_the_sweeps_slurm_jobs_and_submits_no_more(slurm_conf, tmp_path):
+    """Cells that would run forever, two at a time (max_batch_size): at 15 s of the sweep's wall time
+    the third is never submitted and, with on_exhausted=cancel, the two are scancelled; the sweep ends
+    cleanly (a budget stop is no failure) with nothing left in the queue."""
+    folder, hold, env = held_toy(slurm_conf, tmp_path)
+    out = subprocess.run(
+        [sys.executable, "app.py", "-m", *TOY_ON_SLURM, "x=0,1,2", f"hold_while={hold}", "hydra.sweep.dir=multirun/s",
+         "hydra.sweeper.max_batch_size=2", "hydra.sweeper.budget.wall_time=15s",
+         "hydra.sweeper.budget.on_exhausted=cancel"],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0 and "Traceback" not in log, log[-3000:]
+    summary = json.loads((folder / "multirun/s/sweep_summary.json").read_text())
+    assert [c["status"] for c in summary["cells"]] == ["CANCELLED"] * 3 and summary["stop"]["kind"] == "budget"
+    assert [c.get("stopped_by") for c in summary["cells"]] == ["budget"] * 3
+    assert "job_id" not in summary["cells"][2]  # never submitted
+    for job_id in [c["job_id"] for c in summary["cells"][:2]]:
+        wait_for(lambda j=job_id: sacct_states(env, j) == ["CANCELLED"], 120, f"{job_id} CANCELLED")
+    wait_for(lambda: slurm_cmd(env, "squeue", "-h").strip() == "", 60, "an empty queue")  # past COMPLETING

@@ -27,7 +27,8 @@ def main(cfg: DictConfig) -> float | dict:
                 if trial.should_prune():
                     return {"loss": value, "steps": step + 1, "stop": {"kind": "pruned", "epoch": step + 1}}
         return {"loss": loss, "steps": cfg.steps, "root": math.sqrt(loss)}
-    return {"loss": loss, "root": math.sqrt(loss)} if cfg.as_dict else loss
+    cost = {"cost/gpu_hours": cfg.gpu_hours} if cfg.gpu_hours else {}  # what a cell reports it spent
+    return {"loss": loss, "root": math.sqrt(loss), **cost} if cfg.as_dict else loss
 
 
 if __name__ == "__main__":
