@@ -50,7 +50,8 @@ def record(epochs: int, images: int, out: Path) -> dict[str, list[float]]:
         command = [sys.executable, "-m", "seg58", "-m", "experiment=smoke", "tracking=none", "trainer.visuals=0",
                    "trainer.limit_train_batches=null", "trainer.limit_val_batches=null", f"trainer.epochs={epochs}",
                    f"data.synthetic.n_images={images}", f"optim.lr={','.join(LRS)}", f"loss={','.join(LOSSES)}",
-                   "trainer.nonfinite=skip", f"hydra.sweep.dir={tmp}/sweep"]
+                   "trainer.nonfinite=skip", "hydra.sweeper.keep_checkpoints=null",  # the curves are in last.pt
+                   f"hydra.sweep.dir={tmp}/sweep"]
         subprocess.run(command, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        env={**os.environ, "SEG58_CACHE_DIR": str(Path(tmp) / "cache")})
         cells = json.loads((Path(tmp) / "sweep" / "sweep_summary.json").read_text())["cells"]

@@ -179,6 +179,13 @@ class SlurmDriverJobs(SubmititJobs):
                          chunk[-1][2], jobs[-1].job_id.split("_")[0], size)
         return jobs
 
+    def collect(self, job: Any, overrides: Sequence[str]) -> tuple[JobReturn, dict[str, Any]]:
+        """The cell's result, and what accounting billed its job (seg58/sweep/accounting.py)."""
+        from seg58.sweep.accounting import billed_hours
+
+        ret, info = super().collect(job, overrides)
+        return ret, {**info, **billed_hours(job.job_id)}
+
     @property
     def detach(self) -> bool:
         return bool(self.params.get("detach"))

@@ -60,7 +60,8 @@ def ask_untried(study: Any, space: dict[str, Any], extend: Callable[[Any], None]
     if not space and extend is None:  # nothing to search: every trial runs the one configuration, as asked
         return study.ask(space)
     done = {_key(t.params): t.number for t in study.get_trials(
-        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))}
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        if not ("warm_start" in t.user_attrs and t.user_attrs.get("warm_start_rerun"))}  # to run again
     for _ in range(attempts):
         trial = study.ask(space)
         if extend is not None:

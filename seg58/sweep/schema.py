@@ -55,6 +55,9 @@ class Seg58SweeperConf:
     # dotpath of fn(cfg, trial) adding parameters
     custom_search_space: Optional[str] = field(default=None, metadata=SEARCH)  # noqa: UP045
     resume: Optional[str] = field(default=None, metadata=SEARCH)  # noqa: UP045  a search's folder: continue it
+    # earlier searches (sweep folders, or <storage>+<study>) whose finished trials seed this one's study
+    warm_start: Optional[List[str]] = field(default=None, metadata=SEARCH)  # noqa: UP006, UP045
+    warm_start_enqueue_top: int = field(default=0, metadata=SEARCH)  # ... and the k best of them run again first
 
 
 @dataclass

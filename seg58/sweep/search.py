@@ -46,6 +46,7 @@ class Search:
                  n_jobs: int = 1, direction: Any = "minimize", metric: Any = None,
                  study_name: str | None = None, storage: str | None = None, sampler: Any = None, pruner: Any = None,
                  params: Any = None, resume: str | None = None, custom_search_space: str | None = None,
+                 warm_start: Any = None, warm_start_enqueue_top: int = 0,
                  book: SweepBook, policy: FailurePolicy | None = None, budget: Budget | None = None) -> None:
         self.config, self.hydra_context, self.launcher, self.book = config, hydra_context, launcher, book
         self.policy, self.budget = policy or FailurePolicy(), budget or Budget()
@@ -58,6 +59,7 @@ class Search:
                         self.pruner.get("_target_"))
             self.pruner = None
         self.custom_search_space = custom_search_space  # "module.fn": fn(config, trial) adds parameters
+        self.warm_start, self.enqueue_top = list(plain(warm_start) or []), warm_start_enqueue_top
         self._state: SearchState | None = None  # written to search.json for `resume`
         self._exhausted = False  # the sampler has no new configuration to try
         self._trials: dict[int, Any] = {}  # trials in flight, by number
@@ -92,6 +94,10 @@ class Search:
             with warnings.catch_warnings():  # experimental in Optuna 5: names the objectives in plots, tables
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names(self.metric)
+        if self.warm_start and not [t for t in study.get_trials(deepcopy=False)]:  # a new study only
+            from seg58.sweep.warm_start import add_prior_trials
+
+            log.info("%s", add_prior_trials(study, space, fixed, self.warm_start, self.enqueue_top))
         raw = {k: str(v) for k, v in (self.params or {}).items()}
         raw.update({a.split("=", 1)[0]: a.split("=", 1)[1] for a in arguments if a not in fixed})
         raw = {k: v for k, v in raw.items() if k in space}  # not the keys the command line fixed
@@ -291,10 +297,11 @@ class Search:
 
 
 def counted(study: Any) -> int:
-    """Trials that ended on their own (not interrupted by a crash or Ctrl-C, not a repeat)."""
+    """Trials that ended on their own (not interrupted by a crash or Ctrl-C, not a repeat, not a warm start's)."""
     from optuna.trial import TrialState
 
-    interrupted = set(study.user_attrs.get("interrupted", [])) | set(study.user_attrs.get("repeats", []))
+    interrupted = set(study.user_attrs.get("interrupted", [])) | set(study.user_attrs.get("repeats", [])) \
+        | set(study.user_attrs.get("prior", []))  # warm-start trials: not run here
     return sum(1 for t in study.get_trials(deepcopy=False)
                if t.state not in (TrialState.RUNNING, TrialState.WAITING) and t.number not in interrupted)
 

@@ -64,9 +64,11 @@ def publish_results(study: Any, book: SweepBook, metric: Any, direction: Any) ->
                  "\n".join(f"  #{p['trial']} {p['values']} {p['params']}" for p in front))
     elif done:
         best = study.best_trial
-        book.note(best_trial=best.number, best_value=best.value, best_params=best.params)
-        log.info("best trial #%d: %s=%.4f with %s", best.number, metric or "objective", best.value,
-                 best.params)
+        prior = best.user_attrs.get("warm_start")  # an earlier search's trial, not run by this one
+        book.note(best_trial=best.number, best_value=best.value, best_params=best.params,
+                  **({"best_from_warm_start": prior} if prior else {}))
+        log.info("best trial #%d: %s=%.4f with %s%s", best.number, metric or "objective", best.value,
+                 best.params, f" (warm start: {prior}, not run by this search)" if prior else "")
     if done:
         write_optimization_results(study, book.sweep_dir)
         book.hooks.publish_study(book.tracking, book.hooked, study)

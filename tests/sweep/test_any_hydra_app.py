@@ -145,7 +145,7 @@ def test_an_unknown_sweeper_key_is_refused_naming_the_valid_ones(app):
     out, _ = app("toy", "app.py", "+hydra.sweeper.n_trial=3", "x=interval(0, 1)")
     assert out.returncode != 0
     assert "hydra.sweeper.n_trial: not a key of the seg58 sweeper (did you mean n_trials?)" in out.stderr
-    assert "valid: custom_search_space, direction," in out.stderr  # (the fixture sets HYDRA_FULL_ERROR)
+    assert "valid: budget, custom_search_space, direction," in out.stderr  # (the fixture sets HYDRA_FULL_ERROR)
 
 
 def test_a_custom_search_space_adds_dependent_parameters(app):

@@ -70,6 +70,12 @@ def test_card_sweep_fans_out_as_one_slurm_job_per_cell(slurm, tmp_path):
     ended = re.findall(r"\[(\d)/2 ended\]\s+#(\d) COMPLETED\s+slurm=(\S+) objective=[\d.]+ epochs=1 in \dm\d\ds", out)
     assert sorted(n for _, n, _ in ended) == ["0", "1"] and [k for k, _, _ in ended] == ["1", "2"]
     assert {j for _, _, j in ended} == {c["job_id"] for c in cells}
+    # what each cell cost is what accounting billed: its CPUs x its elapsed time
+    for c in cells:
+        billed = slurm_cmd(env, "sacct", "-n", "-P", "-X", "-j", c["job_id"], "-o", "AllocCPUS,ElapsedRaw")
+        cpus, elapsed = billed.strip().split("|")
+        assert c["cost_source"] == "sacct" and c["cost/gpu_hours"] == 0
+        assert c["cost/cpu_hours"] == pytest.approx(int(cpus) * int(elapsed) / 3600)
     runs = mlflow_runs(env["MLFLOW_TRACKING_URI"], "smoke")
     assert sorted(r.data.params["encoder.name"] for r in runs) == ["tu-test_convnext", "tu-test_resnet"]
     assert all(r.info.status == "FINISHED" for r in runs)
@@ -194,7 +200,12 @@ def test_detached_sweep_returns_at_once_and_collect_finishes_it_after_the_driver
     assert f"driver: SLURM job {driver} RUNNING" in status.stdout and "trainer.epochs=8" in status.stdout
     slurm_cmd(env, "scancel", driver)  # the driver dies (a login session would not); its cells run on
     wait_for(lambda: sacct_states(env, driver) == ["CANCELLED"], 60, "the driver to end")
-    early = seg58("collect", sweep_dir)
+
+    def collect_once_the_driver_is_gone():  # accounting may say CANCELLED while its process still exits
+        res = seg58("collect", sweep_dir)
+        return None if "is being driven by a live sweep" in res.stderr else res
+
+    early = wait_for(collect_once_the_driver_is_gone, 60, "the driver's process to end")
     assert early.returncode == 3 and "still running" in early.stdout, early.stdout + early.stderr
     done = seg58("collect", sweep_dir, "--wait")
     assert done.returncode == 0, done.stdout + done.stderr
