@@ -13,26 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from seg58.base.errors import UsageError
-from seg58.base.names import MULTIRUN_CONFIG, RUN_ID_FILE
+from seg58.base.names import RUN_ID_FILE
 from seg58.base.status import CellStatus
 from seg58.commands.sweep_hooks import SegmentationSweepHooks
 from seg58.sweep.book import LIVE_STATES, SweepBook
 from seg58.sweep.lock import refuse_if_driven
-from seg58.sweep.retention import Retention, format_bytes, remove, sizes
+from seg58.sweep.retention import Retention, format_bytes, remove, sizes, sweep_setting
 from seg58.sweep.status import require_sweep
 
 DEFAULT_KEEP = 3
-
-
-def _sweeper_setting(sweep_dir: Path, key: str, default: Any) -> Any:
-    """hydra.sweeper.<key> as the sweep ran with it (its multirun.yaml)."""
-    from omegaconf import OmegaConf
-
-    path = sweep_dir / MULTIRUN_CONFIG
-    if not path.is_file():
-        return default
-    value = OmegaConf.select(OmegaConf.load(path), f"hydra.sweeper.{key}", default=default)
-    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
 def _run_id(cell: dict[str, Any]) -> str | None:
@@ -58,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     if live:
         raise UsageError(f"seg58 gc: {sweep_dir} has {len(live)} cell(s) queued or running; wait for the sweep "
                          "to end (a driver that is gone: `seg58 collect` first)")
-    keep = args.keep if args.keep is not None else _sweeper_setting(sweep_dir, "keep_checkpoints", DEFAULT_KEEP)
+    keep = args.keep if args.keep is not None else sweep_setting(sweep_dir, "keep_checkpoints", DEFAULT_KEEP)
     if keep is None or keep < 0:
         raise UsageError(f"seg58 gc: --keep {keep}: 0 or more")
-    direction = _sweeper_setting(sweep_dir, "direction", book.fact("direction") or "minimize")
+    direction = sweep_setting(sweep_dir, "direction", book.fact("direction") or "minimize")
     retention = Retention(keep, direction, hooks.checkpoints, remover=sizes if args.dry_run else remove)
     retention.start(book.cells)
     lines = [f"local checkpoints: {format_bytes(retention.freed)}"]

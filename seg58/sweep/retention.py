@@ -62,6 +62,19 @@ def disk_use(folder: Path) -> int:
     return total
 
 
+def sweep_setting(sweep_dir: Path, key: str, default: Any) -> Any:
+    """hydra.sweeper.<key> as a sweep ran with it (its multirun.yaml)."""
+    from omegaconf import OmegaConf
+
+    from seg58.base.names import MULTIRUN_CONFIG
+
+    path = Path(sweep_dir) / MULTIRUN_CONFIG
+    if not path.is_file():
+        return default
+    value = OmegaConf.select(OmegaConf.load(path), f"hydra.sweeper.{key}", default=default)
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
 class Retention:
     def __init__(self, keep: int | None, direction: Any,
                  files: Callable[[Mapping[str, Any]], Mapping[str, list[Path]]],

@@ -17,13 +17,14 @@ from seg58.base.errors import UsageError
 from seg58.base.names import DRIVER_FILE, SUMMARY_FILE
 from seg58.base.status import CellStatus
 from seg58.config.user_errors import UserFacingError
+from seg58.sweep.accounting import billed_hours
 from seg58.sweep.book import LIVE_STATES, OK_STATES, SweepBook
 from seg58.sweep.cells import duration, format_spent, spent
 from seg58.sweep.detach import load_driver
 from seg58.sweep.hooks import SweepHooks
 from seg58.sweep.launchers import collect_job
 from seg58.sweep.lock import DriverLock
-from seg58.sweep.retention import disk_use, format_bytes
+from seg58.sweep.retention import Retention, disk_use, format_bytes, sweep_setting
 
 STILL_RUNNING_EXIT = 3
 QUERY_ENDED_UP_TO = 100  # sweeps larger than this show their ended cells from the summary alone
@@ -141,6 +142,9 @@ def collect(sweep_dir: Path, wait: bool, hooks: SweepHooks | None = None, poll_s
 
 def _collect(sweep_dir: Path, wait: bool, hooks: SweepHooks | None) -> int:
     book = SweepBook.load(sweep_dir, hooks)  # the driver is gone: what it did not record, record now
+    book.retention = Retention(sweep_setting(sweep_dir, "keep_checkpoints", 3),
+                               sweep_setting(sweep_dir, "direction", "minimize"), book.hooks.checkpoints)
+    book.retention.start(book.cells)  # the k best among what the driver recorded too
     for cell in [c for c in book.cells if c["status"] in LIVE_STATES]:
         if cell["status"] == CellStatus.RUNNING and not cell.get("job_id"):  # trained in the driver's own process
             book.put({**cell, "status": CellStatus.INTERRUPTED, "objective": None,
@@ -155,6 +159,8 @@ def _collect(sweep_dir: Path, wait: bool, hooks: SweepHooks | None) -> int:
             print(f"cell #{cell['num']} (job {cell['job_id']}) is still running; `seg58 collect {sweep_dir} --wait`")
             return STILL_RUNNING_EXIT
         ret, info = collect_job(job, cell["overrides"], cell.get("executor", "slurm"))
+        if info["executor"] == "slurm":  # what accounting billed, as the driver would have recorded it
+            info.update(billed_hours(cell["job_id"]))
         book.record(cell["num"], ret, info)
     command = book.hooks.rerun_command(None)
     hint = (f"continue it: {command} hydra.sweeper.resume={sweep_dir}" if book.kind == "search"

@@ -212,6 +212,9 @@ def test_detached_sweep_returns_at_once_and_collect_finishes_it_after_the_driver
     assert "all completed" in done.stdout and "leaderboard" in done.stdout
     cells = json.loads((Path(sweep_dir) / "sweep_summary.json").read_text())["cells"]
     assert [c["status"] for c in cells] == ["COMPLETED", "COMPLETED"]
+    # collect did what the driver would have: the billed cost, and only each cell's best.pt kept
+    assert cells[1]["cost_source"] == "sacct"  # the 8-epoch cell, collected after the driver died
+    assert [sorted(p.name for p in Path(c["output_dir"]).glob("checkpoints/*.pt")) for c in cells] == [["best.pt"]] * 2
     runs = mlflow_runs(env["MLFLOW_TRACKING_URI"], "smoke", include_sweeps=True)
     (parent,) = [r for r in runs if r.data.tags.get("seg58.sweep") == "true"]
     assert parent.info.status == "FINISHED" and parent.data.tags["best.run"]
