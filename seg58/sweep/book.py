@@ -20,7 +20,7 @@ from seg58.base.errors import ConfigError, UsageError
 from seg58.base.names import CONCURRENT_JOBS_ENV, SUMMARY_FILE
 from seg58.base.status import CellStatus
 from seg58.config.user_errors import UserFacingError
-from seg58.sweep.cells import cell_of, format_cell, format_spent, format_summary, spent
+from seg58.sweep.cells import cell_of, format_cell, format_spent, format_summary
 from seg58.sweep.checks import CellComposer, problems_of
 from seg58.sweep.folds import cv_table, format_cv
 from seg58.sweep.hooks import SweepHooks
@@ -218,7 +218,7 @@ class SweepBook:
         return returns
 
     def facts(self) -> dict[str, Any]:
-        cost = spent(self.cells)  # the cells' compute hours so far
+        cost = self.ledger.hours.result()  # the cells' compute hours so far
         wall = {"wall_time_s": round(self.wall_time(), 1)} if self._wall_start is not None or self._wall_before else {}
         return {"sweep_dir": str(self.sweep_dir), "kind": self.kind, **self.hooked, "tracking": self.tracking,
                 "total": self.total, "metric": self.metric, **({"cost": cost} if cost else {}), **wall,
@@ -273,8 +273,8 @@ class SweepBook:
         self.ledger.close()
         cells = sorted(self.cells, key=lambda c: c["num"])
         log.info("sweep summary (%s):\n%s", self.sweep_dir / SUMMARY_FILE, format_summary(cells))
-        if spent(cells):
-            log.info("%s", format_spent(spent(cells)))
+        if self.ledger.hours.measured:
+            log.info("%s", format_spent(self.ledger.hours.result()))
         if self.retention is not None and self.retention.freed:
             log.info("checkpoints: %s freed (hydra.sweeper.keep_checkpoints=%s)", format_bytes(self.retention.freed),
                      self.retention.keep)
@@ -284,7 +284,7 @@ class SweepBook:
         if self.stop_kind == "budget":
             log.warning("%s; %d cell(s) not run or cut short (CANCELLED): %s and a new budget (the total)",
                         self.stopped, len(unrun), rerun_hint.split(", or ")[0])
-        failed = [c for c in cells if c["status"] not in OK_STATES and c not in unrun]
+        failed = [c for c in cells if c["status"] not in OK_STATES and c.get("stopped_by") != "budget"]
         broken = bool(failed) if fail is None else fail
         self.hooks.close_sweep(self.tracking, self.hooked, broken, self.sweep_dir)
         if broken and brief:

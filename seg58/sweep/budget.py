@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from seg58.sweep.cells import spent
-
 ON_EXHAUSTED = ("finish", "cancel")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -86,7 +84,7 @@ class Budget:
         """Why the sweep should stop now (nothing recorded), else None; None once it has stopped."""
         if not self or book.stopped:
             return None
-        return self.reason(float(spent(book.cells).get("gpu_hours", 0.0)), book.wall_time())
+        return self.reason(float(book.ledger.hours.result().get("gpu_hours", 0.0)), book.wall_time())
 
     def check(self, book: Any) -> str | None:
         """Before submitting: stop the sweep when due (recorded in the book, once); the reason, else None."""
@@ -95,7 +93,7 @@ class Budget:
             return None
         running = "the running cells are cancelled" if self.cancels else "the running cells finish"
         return book.stop_early(f"{why}: no new cell is submitted; {running}", kind="budget",
-                               budget=self.to_dict(), spent={**spent(book.cells), "wall_time_s":
+                               budget=self.to_dict(), spent={**book.ledger.hours.result(), "wall_time_s":
                                                              round(book.wall_time(), 1)})
 
     def to_dict(self) -> dict[str, Any]:

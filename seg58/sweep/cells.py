@@ -10,7 +10,7 @@ from hydra.core.utils import JobReturn, JobStatus
 
 from seg58.base.status import CellStatus
 from seg58.base.stop import is_pruned
-from seg58.sweep.ledger import LIVE_STATES, OK_STATES
+from seg58.sweep.ledger import LIVE_STATES, OK_STATES, HoursTally
 
 
 def cell_of(num: int, ret: JobReturn, info: dict[str, Any], sweep_dir: Path, metric: str | None = None) -> dict:
@@ -99,17 +99,11 @@ def format_summary(cells: list[dict]) -> str:
 
 
 def spent(cells: list[dict]) -> dict[str, Any]:
-    """A sweep's compute so far: every `cost/<x>_hours` its cells reported (seg58's runs: GPU and CPU
-    hours), summed as `<x>_hours`, with how many cells reported one; {} before the first."""
-    sums: dict[str, float] = {}
-    measured = 0
+    """A list of cells' compute (ledger.HoursTally); {} before the first reported any."""
+    tally = HoursTally()
     for cell in cells:
-        hours = {k.removeprefix("cost/"): v for k, v in cell.items()
-                 if k.startswith("cost/") and k.endswith("_hours") and isinstance(v, (int, float))}
-        measured += bool(hours)
-        for key, value in hours.items():
-            sums[key] = sums.get(key, 0.0) + value
-    return {**{k: round(v, 9) for k, v in sums.items()}, "cells_measured": measured} if measured else {}
+        tally.add(cell)
+    return tally.result()
 
 
 def format_spent(cost: dict[str, Any], total: int | None = None) -> str:

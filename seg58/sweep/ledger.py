@@ -22,6 +22,33 @@ from seg58.base.status import LIVE_STATES, OK_STATES, CellStatus
 FLUSH_S = 2.0  # the summary file lags the event log by at most this (while events arrive)
 
 
+class HoursTally:
+    """Compute hours summed over cells: every `cost/<x>_hours` a cell reported (seg58's runs: GPU and
+    CPU hours) as `<x>_hours`, with how many cells reported one. The ledger keeps one as cells come
+    and go, so a sweep's summary and budget read it without walking every cell."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}  # cells reporting each key (a key no cell reports is left out)
+        self.measured = 0
+
+    def add(self, cell: dict[str, Any], sign: int = 1) -> None:
+        hours = {k.removeprefix("cost/"): v for k, v in cell.items()
+                 if k.startswith("cost/") and k.endswith("_hours") and isinstance(v, (int, float))}
+        if not hours:
+            return
+        self.measured += sign
+        for key, value in hours.items():
+            self.sums[key] = self.sums.get(key, 0.0) + sign * value
+            self.counts[key] = self.counts.get(key, 0) + sign
+
+    def result(self) -> dict[str, Any]:
+        """{<x>_hours: sum, ..., cells_measured: n}; {} before the first cell reported any."""
+        if not self.measured:
+            return {}
+        return {**{k: round(v, 9) for k, v in self.sums.items() if self.counts[k]}, "cells_measured": self.measured}
+
+
 class Ledger:
     """The cells by number, with running counts, persisted as an event log plus a summary."""
 
@@ -32,6 +59,7 @@ class Ledger:
         self.failed = 0  # ... that failed on their own (not cancelled by the sweep)
         self.ended_own = 0  # ... that ended on their own
         self.interrupted = 0  # ... that were interrupted: a resumed sweep runs their work again
+        self.hours = HoursTally()  # the compute the cells reported
         self._events: IO[str] | None = None
         self._offset = 0  # bytes of the event log the last summary includes
         self._written_at = 0.0
@@ -61,10 +89,12 @@ class Ledger:
     def replace(self, cells: list[dict[str, Any]]) -> None:
         self._cells.clear()
         self.ended = self.failed = self.ended_own = self.interrupted = 0
+        self.hours = HoursTally()
         for cell in cells:
             self.put(cell, log=False)
 
     def _count(self, cell: dict[str, Any], sign: int) -> None:
+        self.hours.add(cell, sign)
         if cell["status"] in LIVE_STATES:
             return
         own = not cell.get("cancelled_by_sweep")
